@@ -1,0 +1,21 @@
+/** wgflow's engine: GPU tensors, the tape, optimizers and random numbers on WebGPU. */
+import { createBackend, type RuntimeOptions } from './runtime';
+import { setBackend } from './tensor';
+import type { WebGPUBackend } from './webgpu-backend';
+
+export * from './ops';
+export { valueAndGrad, noGrad, type ValueAndGrad } from './autodiff';
+export { Tensor, scope, keep, setBackend, getBackend } from './tensor';
+export { ParamSet, Adam, type ParamSpec, type AdamOptions } from './optim';
+export { GpuRng } from './random';
+export { Rng } from './philox';
+export { config, setFusion } from './config';
+export { createBackend, adapterSummary, type RuntimeOptions } from './runtime';
+export type { Backend, Counters, AdapterReport } from './backend';
+
+/** Acquires a device (browser or Node) and makes it the current backend. */
+export async function init(opts: RuntimeOptions = {}): Promise<WebGPUBackend> {
+  const b = await createBackend(opts);
+  setBackend(b);
+  return b;
+}

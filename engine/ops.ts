@@ -1,0 +1,278 @@
+/**
+ * The public operations: validate arguments (naming the op, the shapes and what is accepted),
+ * turn numbers into constant-folded `affine` / expression forms, and apply primitives. Everything
+ * here is differentiable through the tape unless noted.
+ */
+import { apply } from './autodiff';
+import { config } from './config';
+import { fusedForward, type Activation, type CompareOp, type UnaryPrim } from './prims';
+import { broadcastShapes, checkShape, fmt, normAxis, sameShape, sizeOf, type Shape } from './shape';
+import { getBackend, Tensor } from './tensor';
+
+export type TensorLike = Tensor | number;
+
+function need(op: string, t: unknown, what = 'argument'): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${what} must be a Tensor, got ${describe(t)}`);
+  void t.buffer; // throws if disposed
+  return t;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array (wrap it with tensor(data, shape))';
+  if (ArrayBuffer.isView(v)) return 'a typed array (wrap it with tensor(data, shape))';
+  return typeof v === 'number' ? `the number ${v}` : typeof v;
+}
+
+function finite(op: string, x: unknown, what = 'scalar'): number {
+  if (typeof x !== 'number' || !Number.isFinite(x)) throw new RangeError(`${op}: ${what} must be a finite number, got ${String(x)}`);
+  return x;
+}
+
+// ---- creation ----
+
+/** Uploads `data` (float32) as a tensor of `shape` (default: 1-D). */
+export function tensor(data: ArrayLike<number>, shape?: readonly number[]): Tensor {
+  const s = checkShape('tensor', shape ?? [data.length]);
+  if (sizeOf(s) !== data.length) throw new Error(`tensor: ${data.length} values do not fill shape ${fmt(s)} (${sizeOf(s)} elements)`);
+  const f = data instanceof Float32Array ? data : Float32Array.from(data);
+  const t = Tensor.empty(s);
+  getBackend().write(t.buffer, f);
+  return t;
+}
+
+export function full(shape: readonly number[], value: number): Tensor {
+  const s = checkShape('full', shape);
+  return fusedForward({ op: 'const', v: finite('full', value, 'value') }, [], s, 'fill');
+}
+export const zeros = (shape: readonly number[]): Tensor => full(shape, 0);
+export const ones = (shape: readonly number[]): Tensor => full(shape, 1);
+export const scalar = (v: number): Tensor => full([1], v);
+
+// ---- elementwise ----
+
+const unaryOp = (prim: UnaryPrim) => (x: Tensor): Tensor => apply(prim, [need(prim, x)], {});
+export const neg = unaryOp('neg');
+export const exp = unaryOp('exp');
+export const log = unaryOp('log');
+export const sqrt = unaryOp('sqrt');
+export const tanh = unaryOp('tanh');
+export const sigmoid = unaryOp('sigmoid');
+export const relu = unaryOp('relu');
+export const silu = unaryOp('silu');
+export const selu = unaryOp('selu');
+export const softplus = unaryOp('softplus');
+export const square = unaryOp('square');
+export const abs = unaryOp('abs');
+export const sin = unaryOp('sin');
+export const cos = unaryOp('cos');
+
+/** x^p for a constant exponent p. */
+export function pow(x: Tensor, p: number): Tensor {
+  return apply('powc', [need('pow', x)], { p: finite('pow', p, 'exponent') });
+}
+
+/** x·scale + shift. */
+export function affine(x: Tensor, scale: number, shift = 0): Tensor {
+  return apply('affine', [need('affine', x)], { scale: finite('affine', scale, 'scale'), shift: finite('affine', shift, 'shift') });
+}
+
+type BinOp = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum';
+function binary(op: BinOp, a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === 'number' && a instanceof Tensor) {
+    finite(op, b);
+    if (op === 'add') return affine(a, 1, b);
+    if (op === 'sub') return affine(a, 1, -b);
+    if (op === 'mul') return affine(a, b, 0);
+    if (op === 'div') {
+      if (b === 0) throw new RangeError('div: division by the scalar 0');
+      return affine(a, 1 / b, 0);
+    }
+  }
+  if (typeof a === 'number' && b instanceof Tensor) {
+    finite(op, a);
+    if (op === 'add' || op === 'mul') return binary(op, b, a);
+    if (op === 'sub') return affine(b, -1, a);
+  }
+  const ta = typeof a === 'number' ? full([1], finite(op, a)) : need(op, a, 'first argument');
+  const tb = typeof b === 'number' ? full([1], finite(op, b)) : need(op, b, 'second argument');
+  broadcastShapes(op, ta.shape, tb.shape);
+  const out = apply(op, [ta, tb], {});
+  if (typeof a === 'number') ta.dispose();
+  if (typeof b === 'number') tb.dispose();
+  return out;
+}
+export const add = (a: TensorLike, b: TensorLike): Tensor => binary('add', a, b);
+export const sub = (a: TensorLike, b: TensorLike): Tensor => binary('sub', a, b);
+export const mul = (a: TensorLike, b: TensorLike): Tensor => binary('mul', a, b);
+export const div = (a: TensorLike, b: TensorLike): Tensor => binary('div', a, b);
+export const maximum = (a: TensorLike, b: TensorLike): Tensor => binary('maximum', a, b);
+export const minimum = (a: TensorLike, b: TensorLike): Tensor => binary('minimum', a, b);
+
+function compare(op: CompareOp, a: TensorLike, b: TensorLike): Tensor {
+  const ta = typeof a === 'number' ? full([1], finite(op, a)) : need(op, a, 'first argument');
+  const tb = typeof b === 'number' ? full([1], finite(op, b)) : need(op, b, 'second argument');
+  broadcastShapes(op, ta.shape, tb.shape);
+  const out = apply('compare', [ta, tb], { op });
+  if (typeof a === 'number') ta.dispose();
+  if (typeof b === 'number') tb.dispose();
+  return out;
+}
+/** Comparisons give 1 where they hold and 0 elsewhere (not differentiable). */
+export const lt = (a: TensorLike, b: TensorLike) => compare('lt', a, b);
+export const le = (a: TensorLike, b: TensorLike) => compare('le', a, b);
+export const gt = (a: TensorLike, b: TensorLike) => compare('gt', a, b);
+export const ge = (a: TensorLike, b: TensorLike) => compare('ge', a, b);
+export const eq = (a: TensorLike, b: TensorLike) => compare('eq', a, b);
+export const ne = (a: TensorLike, b: TensorLike) => compare('ne', a, b);
+
+/** a where cond ≠ 0, else b (broadcast together). */
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  need('where', cond, 'cond');
+  const ta = typeof a === 'number' ? full([1], finite('where', a)) : need('where', a, 'a');
+  const tb = typeof b === 'number' ? full([1], finite('where', b)) : need('where', b, 'b');
+  broadcastShapes('where', cond.shape, ta.shape, tb.shape);
+  const out = apply('where', [cond, ta, tb], {});
+  if (typeof a === 'number') ta.dispose();
+  if (typeof b === 'number') tb.dispose();
+  return out;
+}
+
+// ---- reductions ----
+
+function normAxes(op: string, axes: number | readonly number[] | undefined, rank: number): number[] {
+  const list = axes === undefined ? [...Array(rank).keys()] : typeof axes === 'number' ? [axes] : [...axes];
+  const norm = [...new Set(list.map((a) => normAxis(op, a, rank)))].sort((a, b) => a - b);
+  return norm;
+}
+
+/** Σ over `axes` (default: all). */
+export function sum(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
+  need('sum', x);
+  return apply('sum', [x], { axes: normAxes('sum', axes, x.rank), keepDims, scale: 1 });
+}
+
+/** Mean over `axes` (default: all), as one reduction with a 1/n scale. */
+export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
+  need('mean', x);
+  const ax = normAxes('mean', axes, x.rank);
+  const n = ax.reduce((acc, a) => acc * x.shape[a]!, 1);
+  return apply('sum', [x], { axes: ax, keepDims, scale: 1 / n });
+}
+
+/** Maximum over one axis. */
+export function max(x: Tensor, axis: number, keepDims = false): Tensor {
+  need('max', x);
+  return apply('max', [x], { axis: normAxis('max', axis, x.rank), keepDims });
+}
+
+// ---- shape ----
+
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  need('reshape', x);
+  const s = [...shape];
+  const free = s.indexOf(-1);
+  if (free >= 0) s[free] = x.size / sizeOf(s.filter((_, i) => i !== free));
+  checkShape('reshape', s);
+  if (sizeOf(s) !== x.size) throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
+  return apply('reshape', [x], { shape: s });
+}
+
+/** Permutes axes (default: reverse them). */
+export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
+  need('transpose', x);
+  const p = perm ? [...perm] : [...Array(x.rank).keys()].reverse();
+  if (p.length !== x.rank || [...p].sort((a, b) => a - b).some((v, i) => v !== i)) {
+    throw new Error(`transpose: perm ${fmt(p)} is not a permutation of the ${x.rank} axes of ${fmt(x.shape)}`);
+  }
+  return apply('transpose', [x], { perm: p });
+}
+
+export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
+  need('broadcastTo', x);
+  const s = checkShape('broadcastTo', shape);
+  const b = broadcastShapes('broadcastTo', x.shape, s);
+  if (!sameShape(b, s)) throw new Error(`broadcastTo: ${fmt(x.shape)} cannot be broadcast to ${fmt(s)}`);
+  return apply('broadcastTo', [x], { shape: s });
+}
+
+/** The block starting at `starts` of size `sizes` (-1: to the end). */
+export function slice(x: Tensor, starts: readonly number[], sizes: readonly number[]): Tensor {
+  need('slice', x);
+  if (starts.length !== x.rank || sizes.length !== x.rank) throw new Error(`slice: starts ${fmt(starts)} and sizes ${fmt(sizes)} must both have ${x.rank} entries for ${fmt(x.shape)}`);
+  const sz = sizes.map((s, i) => (s === -1 ? x.shape[i]! - starts[i]! : s));
+  starts.forEach((st, i) => {
+    if (!Number.isInteger(st) || !Number.isInteger(sz[i]) || st < 0 || sz[i]! < 1 || st + sz[i]! > x.shape[i]!) {
+      throw new RangeError(`slice: block at ${fmt(starts)} of size ${fmt(sizes)} is outside ${fmt(x.shape)} (axis ${i})`);
+    }
+  });
+  return apply('slice', [x], { starts: [...starts], sizes: sz });
+}
+
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (!Array.isArray(xs) || xs.length === 0) throw new Error('concat: needs a non-empty array of tensors');
+  xs.forEach((t, i) => need('concat', t, `tensor ${i}`));
+  const ax = normAxis('concat', axis, xs[0]!.rank);
+  for (const t of xs) {
+    if (t.rank !== xs[0]!.rank || t.shape.some((d: number, i: number) => i !== ax && d !== xs[0]!.shape[i])) {
+      throw new Error(`concat: shapes ${xs.map((s) => fmt(s.shape)).join(', ')} differ outside axis ${ax}`);
+    }
+  }
+  if (xs.length === 1) return apply('reshape', [xs[0]!], { shape: [...xs[0]!.shape] });
+  return apply('concat', [...xs], { axis: ax });
+}
+
+/** Rows of x (first axis) picked by integer-valued indices (a float tensor of shape [m]). */
+export function gatherRows(x: Tensor, indices: Tensor): Tensor {
+  need('gatherRows', x, 'x');
+  need('gatherRows', indices, 'indices');
+  if (indices.rank !== 1) throw new Error(`gatherRows: indices must be 1-D, got ${fmt(indices.shape)}`);
+  return apply('gatherRows', [x, indices], {});
+}
+
+/** out[r] = Σ_{j: idx[j] = r} g[j]: the adjoint of gatherRows, `rows` output rows. */
+export function scatterAddRows(g: Tensor, indices: Tensor, rows: number): Tensor {
+  need('scatterAddRows', g, 'g');
+  need('scatterAddRows', indices, 'indices');
+  if (indices.rank !== 1 || indices.size !== g.shape[0]) throw new Error(`scatterAddRows: indices ${fmt(indices.shape)} must be 1-D with one entry per row of ${fmt(g.shape)}`);
+  if (!Number.isInteger(rows) || rows < 1) throw new RangeError(`scatterAddRows: rows must be a positive integer, got ${rows}`);
+  return apply('scatterAddRows', [g, indices], { rows });
+}
+
+// ---- linear algebra ----
+
+/** op(a)·op(b) for 2-D tensors; transA/transB transpose an operand without a copy. */
+export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
+  need('matmul', a, 'a');
+  need('matmul', b, 'b');
+  const transA = !!opts.transA;
+  const transB = !!opts.transB;
+  if (a.rank !== 2 || b.rank !== 2) throw new Error(`matmul: operands must be 2-D, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  const ka = transA ? a.shape[0] : a.shape[1];
+  const kb = transB ? b.shape[1] : b.shape[0];
+  if (ka !== kb) throw new Error(`matmul: inner dimensions differ: ${fmt(a.shape)}${transA ? 'ᵀ' : ''} · ${fmt(b.shape)}${transB ? 'ᵀ' : ''} (${ka} vs ${kb})`);
+  return apply('matmul', [a, b], { transA, transB });
+}
+
+const ACTIVATIONS: readonly Activation[] = ['none', 'relu', 'selu', 'tanh', 'sigmoid'];
+
+/**
+ * A dense layer activation(x·W + b). With fusion on (engine/config.ts) it is one dispatch; off, it
+ * is the composition matmul → add → activation. Both give the same numbers.
+ */
+export function linear(x: Tensor, w: Tensor, b: Tensor, activation: Activation = 'none'): Tensor {
+  need('linear', x, 'x');
+  need('linear', w, 'W');
+  need('linear', b, 'b');
+  if (!ACTIVATIONS.includes(activation)) throw new Error(`linear: unknown activation "${activation}"; accepted: ${ACTIVATIONS.join(', ')}`);
+  if (x.rank !== 2 || w.rank !== 2 || x.shape[1] !== w.shape[0]) throw new Error(`linear: x ${fmt(x.shape)} and W ${fmt(w.shape)} do not chain (need [B, I] and [I, O])`);
+  if (b.size !== w.shape[1] || b.rank !== 1) throw new Error(`linear: bias ${fmt(b.shape)} must be [${w.shape[1]}] for W ${fmt(w.shape)}`);
+  if (config.fusion) return apply('linear', [x, w, b], { activation });
+  const z = matmul(x, w);
+  const zb = add(z, b);
+  z.dispose();
+  if (activation === 'none') return zb;
+  const y = apply(activation, [zb], {});
+  zb.dispose();
+  return y;
+}

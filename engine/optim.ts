@@ -1,0 +1,152 @@
+/**
+ * Parameters live in one flat GPU buffer, each named parameter a view into it, so that Adam updates
+ * all of them in one dispatch; the gradients are packed into one flat buffer by one concat dispatch.
+ */
+import { ADAM_UNIFORM_FLOATS, adamKernel } from '../kernels/adam';
+import { concat, reshape, tensor, zeros } from './ops';
+import { noGrad } from './autodiff';
+import { checkShape, fmt, sizeOf } from './shape';
+import { getBackend, keep, scope, Tensor } from './tensor';
+
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** Initial values, length = product of shape. */
+  readonly init: ArrayLike<number>;
+}
+
+export class ParamSet {
+  readonly flat: Tensor;
+  readonly params: Tensor[];
+  readonly names: string[];
+  readonly size: number;
+
+  constructor(specs: readonly ParamSpec[]) {
+    if (specs.length === 0) throw new Error('ParamSet: needs at least one parameter');
+    this.names = specs.map((s) => s.name);
+    if (new Set(this.names).size !== this.names.length) throw new Error(`ParamSet: duplicate parameter names in ${this.names.join(', ')}`);
+    const sizes = specs.map((s) => sizeOf(checkShape(`ParamSet ${s.name}`, s.shape)));
+    this.size = sizes.reduce((a, b) => a + b, 0);
+    const host = new Float32Array(this.size);
+    let off = 0;
+    specs.forEach((s, i) => {
+      if (s.init.length !== sizes[i]) throw new Error(`ParamSet: ${s.name} has ${s.init.length} initial values for shape ${fmt(s.shape)}`);
+      host.set(Float32Array.from(s.init), off);
+      off += sizes[i]!;
+    });
+    this.flat = keep(tensor(host));
+    off = 0;
+    this.params = specs.map((s, i) => {
+      const v = keep(Tensor.view(this.flat, s.shape, off));
+      off += sizes[i]!;
+      return v;
+    });
+  }
+
+  get(name: string): Tensor {
+    const i = this.names.indexOf(name);
+    if (i < 0) throw new Error(`ParamSet: no parameter "${name}"; have ${this.names.join(', ')}`);
+    return this.params[i]!;
+  }
+
+  /** All values as named host arrays (for checkpoints). */
+  async read(): Promise<Record<string, { data: Float32Array; shape: number[] }>> {
+    const all = await this.flat.data();
+    const out: Record<string, { data: Float32Array; shape: number[] }> = {};
+    let off = 0;
+    this.params.forEach((p, i) => {
+      out[this.names[i]!] = { data: all.slice(off, off + p.size), shape: [...p.shape] };
+      off += p.size;
+    });
+    return out;
+  }
+
+  /** Overwrites all values from host data (checkpoint restore). */
+  load(values: Record<string, { data: Float32Array }>): void {
+    const host = new Float32Array(this.size);
+    let off = 0;
+    this.params.forEach((p, i) => {
+      const v = values[this.names[i]!];
+      if (!v || v.data.length !== p.size) throw new Error(`ParamSet.load: missing or mis-sized "${this.names[i]}" (need ${p.size} values)`);
+      host.set(v.data, off);
+      off += p.size;
+    });
+    getBackend().write(this.flat.buffer, host);
+  }
+
+  dispose(): void {
+    for (const p of this.params) p.dispose();
+    this.flat.dispose();
+  }
+}
+
+export interface AdamOptions {
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Decoupled weight decay (AdamW); 0 is plain Adam. */
+  weightDecay?: number;
+}
+
+export class Adam {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  private m: Tensor;
+  private v: Tensor;
+  /** Steps taken so far (bias correction uses t + 1 on the next step). */
+  t = 0;
+
+  constructor(readonly params: ParamSet, opts: AdamOptions = {}) {
+    this.lr = check('lr', opts.lr ?? 1e-3, (x) => x > 0);
+    this.beta1 = check('beta1', opts.beta1 ?? 0.9, (x) => x >= 0 && x < 1);
+    this.beta2 = check('beta2', opts.beta2 ?? 0.999, (x) => x >= 0 && x < 1);
+    this.eps = check('eps', opts.eps ?? 1e-8, (x) => x > 0);
+    this.weightDecay = check('weightDecay', opts.weightDecay ?? 0, (x) => x >= 0);
+    this.m = keep(zeros([params.size]));
+    this.v = keep(zeros([params.size]));
+  }
+
+  /** One update from gradients in parameter order: one pack dispatch, one Adam dispatch. */
+  step(grads: readonly Tensor[], lr = this.lr): void {
+    if (grads.length !== this.params.params.length) throw new Error(`Adam.step: ${grads.length} gradients for ${this.params.params.length} parameters`);
+    grads.forEach((g, i) => {
+      if (g.size !== this.params.params[i]!.size) throw new Error(`Adam.step: gradient ${i} ${fmt(g.shape)} does not match parameter ${this.params.names[i]} ${fmt(this.params.params[i]!.shape)}`);
+    });
+    this.t++;
+    const u = new Float32Array(ADAM_UNIFORM_FLOATS);
+    u.set([lr, this.beta1, this.beta2, this.eps, 1 / (1 - this.beta1 ** this.t), 1 / (1 - this.beta2 ** this.t), this.weightDecay, 0]);
+    const b = getBackend();
+    noGrad(() =>
+      scope(() => {
+        const flatGrad = grads.length === 1 ? reshape(grads[0]!, [grads[0]!.size]) : concat(grads.map((g) => reshape(g, [g.size])));
+        b.dispatch(b.prepare(adamKernel(this.params.size)), [this.params.flat.buffer, flatGrad.buffer, this.m.buffer, this.v.buffer], u);
+      }),
+    );
+  }
+
+  /** Optimizer state for checkpoints. */
+  async state(): Promise<{ t: number; m: Float32Array; v: Float32Array }> {
+    return { t: this.t, m: await this.m.data(), v: await this.v.data() };
+  }
+
+  loadState(s: { t: number; m: Float32Array; v: Float32Array }): void {
+    if (s.m.length !== this.params.size || s.v.length !== this.params.size) throw new Error(`Adam.loadState: state has ${s.m.length} values for ${this.params.size} parameters`);
+    this.t = s.t;
+    getBackend().write(this.m.buffer, s.m);
+    getBackend().write(this.v.buffer, s.v);
+  }
+
+  dispose(): void {
+    this.m.dispose();
+    this.v.dispose();
+  }
+}
+
+function check(name: string, x: number, ok: (x: number) => boolean): number {
+  if (typeof x !== 'number' || !Number.isFinite(x) || !ok(x)) throw new RangeError(`Adam: ${name} = ${x} is out of range`);
+  return x;
+}

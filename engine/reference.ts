@@ -1,0 +1,186 @@
+/**
+ * A float64 CPU implementation of every primitive: the oracle the tests compare GPU values and
+ * gradients against (gradients by central differences of these float64 functions, exact to ~1e-9).
+ * Written for clarity, not speed.
+ */
+import { SELU_ALPHA, SELU_LAMBDA, type BinaryOp, type UnaryOp } from '../kernels/elementwise';
+import { broadcastShapes, sizeOf } from './shape';
+
+export class Ref {
+  constructor(readonly shape: number[], readonly data: Float64Array) {
+    if (sizeOf(shape) !== data.length) throw new Error(`Ref: ${data.length} values for shape [${shape}]`);
+  }
+  static of(data: ArrayLike<number>, shape: number[]): Ref {
+    return new Ref(shape, Float64Array.from(data));
+  }
+}
+
+function strides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let a = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = a;
+    a *= shape[i]!;
+  }
+  return s;
+}
+
+function unravel(i: number, shape: readonly number[]): number[] {
+  const c = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    c[d] = i % shape[d]!;
+    i = Math.floor(i / shape[d]!);
+  }
+  return c;
+}
+
+/** Index into `shape` (right-aligned, broadcast) for output coordinate `c`. */
+function bindex(c: readonly number[], shape: readonly number[]): number {
+  const st = strides(shape);
+  let idx = 0;
+  const off = c.length - shape.length;
+  for (let d = 0; d < shape.length; d++) if (shape[d] !== 1) idx += c[d + off]! * st[d]!;
+  return idx;
+}
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+export const UNARY_REF: { [K in UnaryOp]: (x: number) => number } = {
+  neg: (x) => -x, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, tanh: Math.tanh, sigmoid,
+  relu: (x) => Math.max(x, 0), silu: (x) => x * sigmoid(x),
+  selu: (x) => (x > 0 ? SELU_LAMBDA * x : SELU_LAMBDA * SELU_ALPHA * (Math.exp(x) - 1)),
+  softplus: (x) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x))),
+  square: (x) => x * x, abs: Math.abs, sin: Math.sin, cos: Math.cos, sign: Math.sign, recip: (x) => 1 / x,
+  step: (x) => (x > 0 ? 1 : 0),
+};
+export const BINARY_REF: { [K in BinaryOp]: (a: number, b: number) => number } = {
+  add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b,
+  maximum: Math.max, minimum: Math.min,
+  lt: (a, b) => +(a < b), le: (a, b) => +(a <= b), gt: (a, b) => +(a > b), ge: (a, b) => +(a >= b),
+  eq: (a, b) => +(a === b), ne: (a, b) => +(a !== b),
+};
+
+export function map(x: Ref, f: (v: number) => number): Ref {
+  return new Ref([...x.shape], x.data.map(f));
+}
+
+export function unary(op: UnaryOp, x: Ref): Ref {
+  return map(x, UNARY_REF[op]);
+}
+
+export function zipN(xs: Ref[], f: (...v: number[]) => number): Ref {
+  const shape = broadcastShapes('ref', ...xs.map((x) => x.shape));
+  const out = new Float64Array(sizeOf(shape));
+  for (let i = 0; i < out.length; i++) {
+    const c = unravel(i, shape);
+    out[i] = f(...xs.map((x) => x.data[bindex(c, x.shape)]!));
+  }
+  return new Ref(shape, out);
+}
+
+export const binary = (op: BinaryOp, a: Ref, b: Ref): Ref => zipN([a, b], BINARY_REF[op]);
+export const where = (c: Ref, a: Ref, b: Ref): Ref => zipN([c, a, b], (cv, av, bv) => (cv !== 0 ? av : bv));
+export const powc = (x: Ref, p: number): Ref => map(x, (v) => v ** p);
+export const affine = (x: Ref, s: number, t: number): Ref => map(x, (v) => v * s + t);
+
+function reduce(x: Ref, axes: number[], keepDims: boolean, init: number, f: (acc: number, v: number) => number): Ref {
+  const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const out = new Float64Array(sizeOf(kept)).fill(init);
+  for (let i = 0; i < x.data.length; i++) {
+    const c = unravel(i, x.shape);
+    const o = bindex(c, kept);
+    out[o] = f(out[o]!, x.data[i]!);
+  }
+  return new Ref(keepDims ? kept : x.shape.filter((_, i) => !axes.includes(i)), out);
+}
+export const sum = (x: Ref, axes: number[], keepDims = false, scale = 1): Ref => map(reduce(x, axes, keepDims, 0, (a, v) => a + v), (v) => v * scale);
+export const max = (x: Ref, axis: number, keepDims = false): Ref => reduce(x, [axis], keepDims, -Infinity, Math.max);
+
+export const reshape = (x: Ref, shape: number[]): Ref => new Ref(shape, x.data.slice());
+
+export function transpose(x: Ref, perm: number[]): Ref {
+  const shape = perm.map((p) => x.shape[p]!);
+  const st = strides(x.shape);
+  const out = new Float64Array(x.data.length);
+  for (let i = 0; i < out.length; i++) {
+    const c = unravel(i, shape);
+    out[i] = x.data[c.reduce((a, ci, d) => a + ci * st[perm[d]!]!, 0)]!;
+  }
+  return new Ref(shape, out);
+}
+
+export const broadcastTo = (x: Ref, shape: number[]): Ref => zipN([x, new Ref(shape, new Float64Array(sizeOf(shape)))], (v) => v);
+
+export function slice(x: Ref, starts: number[], sizes: number[]): Ref {
+  const st = strides(x.shape);
+  const out = new Float64Array(sizeOf(sizes));
+  for (let i = 0; i < out.length; i++) {
+    const c = unravel(i, sizes);
+    out[i] = x.data[c.reduce((a, ci, d) => a + (ci + starts[d]!) * st[d]!, 0)]!;
+  }
+  return new Ref([...sizes], out);
+}
+
+export function concat(xs: Ref[], axis: number): Ref {
+  const shape = [...xs[0]!.shape];
+  shape[axis] = xs.reduce((a, x) => a + x.shape[axis]!, 0);
+  const out = new Float64Array(sizeOf(shape));
+  for (let i = 0; i < out.length; i++) {
+    const c = unravel(i, shape);
+    let k = c[axis]!;
+    let j = 0;
+    while (k >= xs[j]!.shape[axis]!) k -= xs[j++]!.shape[axis]!;
+    const cc = [...c];
+    cc[axis] = k;
+    out[i] = xs[j]!.data[bindex(cc, xs[j]!.shape)]!;
+  }
+  return new Ref(shape, out);
+}
+
+export function gatherRows(x: Ref, idx: Ref): Ref {
+  const inner = sizeOf(x.shape.slice(1));
+  const out = new Float64Array(idx.data.length * inner);
+  idx.data.forEach((r, j) => {
+    if (r >= 0 && r < x.shape[0]!) out.set(x.data.subarray(r * inner, (r + 1) * inner), j * inner);
+  });
+  return new Ref([idx.data.length, ...x.shape.slice(1)], out);
+}
+
+export function scatterAddRows(g: Ref, idx: Ref, rows: number): Ref {
+  const inner = sizeOf(g.shape.slice(1));
+  const out = new Float64Array(rows * inner);
+  idx.data.forEach((r, j) => {
+    for (let k = 0; k < inner; k++) out[r * inner + k]! += g.data[j * inner + k]!;
+  });
+  return new Ref([rows, ...g.shape.slice(1)], out);
+}
+
+export function matmul(a: Ref, b: Ref, transA = false, transB = false): Ref {
+  const A = transA ? transpose(a, [1, 0]) : a;
+  const B = transB ? transpose(b, [1, 0]) : b;
+  const [m, k] = A.shape as [number, number];
+  const n = B.shape[1]!;
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let p = 0; p < k; p++) {
+      const av = A.data[i * k + p]!;
+      for (let j = 0; j < n; j++) out[i * n + j]! += av * B.data[p * n + j]!;
+    }
+  return new Ref([m, n], out);
+}
+
+export function linear(x: Ref, w: Ref, b: Ref, act: 'none' | 'relu' | 'selu' | 'tanh' | 'sigmoid'): Ref {
+  const z = binary('add', matmul(x, w), b);
+  return act === 'none' ? z : unary(act, z);
+}
+
+/** One Adam/AdamW step in float64 (torch.optim.AdamW semantics), updating p, m, v in place. */
+export function adamStep(p: Float64Array, g: ArrayLike<number>, m: Float64Array, v: Float64Array, t: number, o: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number }): void {
+  for (let i = 0; i < p.length; i++) {
+    p[i] = p[i]! * (1 - o.lr * o.weightDecay);
+    m[i] = o.beta1 * m[i]! + (1 - o.beta1) * g[i]!;
+    v[i] = o.beta2 * v[i]! + (1 - o.beta2) * g[i]! * g[i]!;
+    const mh = m[i]! / (1 - o.beta1 ** t);
+    const vh = v[i]! / (1 - o.beta2 ** t);
+    p[i] = p[i]! - (o.lr * mh) / (Math.sqrt(vh) + o.eps);
+  }
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// WebGPU runs on SwiftShader (CPU) here: tests are slow-ish and share two cores, so files run in
+// separate processes (Dawn is a native addon) two at a time, with generous timeouts.
+export default defineConfig({
+  test: {
+    include: ['tests/**/*.test.ts'],
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
