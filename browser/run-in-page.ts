@@ -1,0 +1,510 @@
+/**
+ * Run a TypeScript entry inside headless Chromium and get its result back in Node.
+ *
+ * The entry is a module whose default export is `async (args, ctx) => result` (see
+ * browser/page-context.ts). We bundle it, serve it from 127.0.0.1 (WebGPU needs a secure origin;
+ * about:blank has no navigator.gpu), open it in Chromium, and collect what the page reports.
+ *
+ * Transport: the page POSTs to `/__report` on our static server, not through puppeteer's
+ * exposeFunction/evaluate. Reasons: a long training run must not be bounded by the DevTools
+ * protocol timeout; the page side batches messages and keeps one request in flight, so order is
+ * guaranteed (and checked again with sequence numbers) even at high message rates; and large
+ * binary payloads travel as one HTTP body instead of through the CDP pipe.
+ */
+import { SourceMap } from 'node:module';
+import path from 'node:path';
+import type { Page } from 'puppeteer-core';
+import { bundleForBrowser } from './bundle';
+import { launchChromium, type ChromiumHandle } from './chromium';
+import type { AdapterReport } from './page-context';
+import { REPORT_PATH, startStaticServer } from './server';
+
+export type { AdapterReport, PageContext, PageEntry } from './page-context';
+
+/** What the page said about its adapter: the report, or why there is none. */
+export type PageAdapter = AdapterReport | { error: string } | null;
+
+export interface BrowserSessionOptions {
+  /** Chromium executable (default: findChromium(): WGFLOW_CHROMIUM, then the usual paths). */
+  chromium?: string;
+  /** Hardware WebGPU (default: auto, true when a GPU device node exists). */
+  gpu?: boolean;
+  /** Default true. */
+  headless?: boolean;
+  /** Extra Chromium switches. */
+  extraArgs?: string[];
+}
+
+export interface RunOptions {
+  /** Passed to the entry's default export. JSON-like; typed arrays and NaN/±Infinity survive. */
+  args?: unknown;
+  /** Each `ctx.post(msg)` from the page, in order. */
+  onMessage?: (msg: unknown) => void;
+  /** Page console output, one line per console call (`[warn] …` prefixes for non-log levels). */
+  onLog?: (line: string) => void;
+  /** Reject if the entry has not finished after this many ms. Default 300 000; 0 or Infinity: no limit. */
+  timeoutMs?: number;
+}
+
+export interface RunInBrowserOptions extends RunOptions, BrowserSessionOptions {}
+
+export interface RunResult<T> {
+  result: T;
+  /** Adapter info as the page saw it (`navigator.gpu.requestAdapter()` with default options). */
+  adapter: PageAdapter;
+}
+
+export interface BrowserSession {
+  chromium: ChromiumHandle;
+  /** Whether Chromium was started with the GPU (Vulkan) flags. */
+  gpu: boolean;
+  /** Runs `entry` in a fresh page (and a fresh server/origin) of this browser. */
+  run<T = unknown>(entry: string, opts?: RunOptions): Promise<RunResult<T>>;
+  /** Closes pages, servers and the browser; rejects runs still going. Idempotent. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_TIMEOUT_MS = 300_000;
+const ENTRY_FILE = 'entry.js';
+const HANDLED_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+/**
+ * Starts one Chromium that several runs can share (tests use this to pay the start-up once).
+ * SIGINT/SIGTERM while the session is open close it, then the signal is re-raised (so the process
+ * still dies of it, exit status 130 for SIGINT) unless another handler of the process owns it.
+ */
+export async function openBrowserSession(opts: BrowserSessionOptions = {}): Promise<BrowserSession> {
+  const chromium = await launchChromium({
+    executablePath: opts.chromium,
+    gpu: opts.gpu,
+    headless: opts.headless,
+    extraArgs: opts.extraArgs,
+  });
+
+  const active = new Set<(err: Error) => void>();
+  let closing: Promise<void> | null = null;
+
+  const onDisconnected = () => {
+    for (const fail of active) fail(new Error(`Chromium (${chromium.executablePath}) exited or disconnected while the page was running`));
+  };
+  chromium.browser.on('disconnected', onDisconnected);
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    for (const fail of active) fail(new Error(`runInBrowser: interrupted by ${signal}; browser and server closed`));
+    void close().finally(() => {
+      // Other listeners (e.g. a CLI's) already received this signal: they own the exit. With none
+      // left, re-raise so the process ends the way it would have without us.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  };
+  for (const s of HANDLED_SIGNALS) process.on(s, onSignal);
+  const removeSignalHandlers = () => {
+    for (const s of HANDLED_SIGNALS) process.off(s, onSignal);
+  };
+
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      removeSignalHandlers();
+      chromium.browser.off('disconnected', onDisconnected);
+      for (const fail of active) fail(new Error('browser session closed while the page was running'));
+      await chromium.close();
+    })();
+    return closing;
+  }
+
+  const runWith = <T>(entry: string, runOpts: RunOptions = {}, code?: string): Promise<RunResult<T>> => {
+    if (closing) return Promise.reject(new Error('runInBrowser: this browser session is closed'));
+    return runInSession<T>(chromium, active, entry, runOpts, code);
+  };
+  const session: BrowserSession = {
+    chromium,
+    gpu: chromium.gpu,
+    close,
+    run: (entry, runOpts) => runWith(entry, runOpts),
+  };
+  runWithCode.set(session, runWith);
+  return session;
+}
+
+/** Internal: run with an already-built bundle (runInBrowser bundles before starting Chromium). */
+const runWithCode = new WeakMap<BrowserSession, <T>(entry: string, opts: RunOptions, code: string) => Promise<RunResult<T>>>();
+
+/**
+ * Bundles `entry`, runs its default export in headless Chromium with `args`, and returns its
+ * result. The browser and server are always closed (also on SIGINT/SIGTERM).
+ */
+export async function runInBrowser<T = unknown>(entry: string, opts: RunInBrowserOptions = {}): Promise<RunResult<T>> {
+  // Bundle first: a bundling error should not cost a browser start.
+  const code = await bundleForBrowser(entry);
+  const session = await openBrowserSession(opts);
+  try {
+    return await runWithCode.get(session)!<T>(entry, opts, code);
+  } finally {
+    await session.close();
+  }
+}
+
+interface Envelope {
+  seq: number;
+  kind: 'adapter' | 'msg' | 'result' | 'error';
+  data: unknown;
+}
+
+interface PageErrorData {
+  origin?: string;
+  name?: string;
+  message?: string;
+  stack?: string;
+}
+
+async function runInSession<T>(
+  chromium: ChromiumHandle,
+  active: Set<(err: Error) => void>,
+  entry: string,
+  opts: RunOptions,
+  prebuilt?: string,
+): Promise<RunResult<T>> {
+  const code = prebuilt ?? (await bundleForBrowser(entry));
+  const mapStack = stackMapper(code);
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const recentLogs: string[] = [];
+
+  let settle!: { resolve: (v: RunResult<T>) => void; reject: (e: Error) => void };
+  const done = new Promise<RunResult<T>>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  // Failures before anyone awaits `done` (e.g. newPage() throwing) must not be "unhandled".
+  done.catch(() => {});
+  let settled = false;
+  const fail = (err: Error) => {
+    if (settled) return;
+    settled = true;
+    settle.reject(err);
+  };
+  active.add(fail);
+
+  let adapter: PageAdapter = null;
+  let nextSeq = 0;
+  const pending = new Map<number, Envelope>();
+  const deliver = (env: Envelope) => {
+    if (settled) return;
+    switch (env.kind) {
+      case 'adapter':
+        adapter = env.data as PageAdapter;
+        break;
+      case 'msg':
+        try {
+          opts.onMessage?.(env.data);
+        } catch (e) {
+          fail(new Error(`runInBrowser: onMessage threw: ${(e as Error).message}`));
+        }
+        break;
+      case 'result':
+        settled = true;
+        settle.resolve({ result: env.data as T, adapter });
+        break;
+      case 'error':
+        fail(pageError(entry, env.data as PageErrorData, mapStack));
+        break;
+    }
+  };
+  const onReport = (body: unknown) => {
+    if (!Array.isArray(body)) throw new Error('report body must be a JSON array of envelopes');
+    for (const raw of body as Envelope[]) {
+      pending.set(raw.seq, raw);
+      // Envelopes carry sequence numbers: deliver strictly in page order even if HTTP reorders.
+      while (pending.has(nextSeq)) {
+        const env = pending.get(nextSeq)!;
+        pending.delete(nextSeq);
+        nextSeq++;
+        deliver({ ...env, data: reviveFromPage(env.data) });
+      }
+    }
+  };
+
+  const log = (line: string) => {
+    recentLogs.push(line);
+    if (recentLogs.length > 20) recentLogs.shift();
+    opts.onLog?.(line);
+  };
+
+  let page: Page | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const server = await startStaticServer(
+    {
+      '/index.html': INDEX_HTML,
+      '/runner.js': PAGE_RUNNER_JS,
+      [`/${ENTRY_FILE}`]: code,
+      '/args.json': JSON.stringify(opts.args ?? null, hostReplacer),
+    },
+    { onReport, onReportError: (e) => fail(new Error(`runInBrowser: bad report from the page: ${e.message}`)) },
+  );
+  try {
+    if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+      timer = setTimeout(() => {
+        const tail = recentLogs.length ? `; last page output:\n  ${recentLogs.slice(-5).join('\n  ')}` : '';
+        fail(new Error(`runInBrowser: ${entry} did not finish within ${timeoutMs} ms (timeoutMs)${tail}`));
+      }, timeoutMs);
+    }
+    page = await chromium.browser.newPage();
+    page.on('console', (msg) => {
+      const type = msg.type();
+      log(type === 'log' || type === 'info' ? msg.text() : `[${type}] ${msg.text()}`);
+    });
+    // Backstop for errors the page-side handlers cannot report (the runner itself failing, a
+    // broken report channel). It waits a moment because the runner's own report of the same error
+    // says more (uncaught error vs. unhandled rejection) and arrives just after this CDP event.
+    page.on('pageerror', (err) => {
+      const e = err as Error;
+      setTimeout(() => {
+        fail(pageError(entry, { origin: 'uncaught error or rejection', name: e.name, message: e.message, stack: e.stack }, mapStack));
+      }, 1_000).unref();
+    });
+    page.on('error', (err) => fail(new Error(`runInBrowser: the page crashed while running ${entry}: ${err.message}`)));
+    await Promise.race([page.goto(server.url, { waitUntil: 'load', timeout: 60_000 }), done]);
+    return await done;
+  } catch (err) {
+    fail(err as Error);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    active.delete(fail);
+    if (page) {
+      const p = page;
+      await Promise.race([p.close().catch(() => {}), new Promise((r) => setTimeout(r, 5_000))]);
+    }
+    await server.close();
+  }
+}
+
+function pageError(entry: string, data: PageErrorData, mapStack: (s: string) => string): Error {
+  const message = data.message ?? 'unknown error';
+  const what = data.origin === 'entry' ? 'threw' : `raised an ${data.origin ?? 'uncaught error'}`;
+  const stack = data.stack ? mapStack(data.stack) : '(no stack)';
+  const err = new Error(`${entry} ${what} in the browser: ${data.name && data.name !== 'Error' ? `${data.name}: ` : ''}${message}\npage stack:\n${stack}`);
+  return err;
+}
+
+/**
+ * Rewrites `http://127.0.0.1:PORT/entry.js:L:C` frames to `.ts` positions using the bundle's
+ * inline source map (V8 does not apply source maps to error.stack).
+ */
+function stackMapper(code: string): (stack: string) => string {
+  const m = /\/\/# sourceMappingURL=data:application\/json;base64,([A-Za-z0-9+/=]+)\s*$/.exec(code);
+  if (!m) return (s) => s;
+  let map: SourceMap;
+  try {
+    map = new SourceMap(JSON.parse(Buffer.from(m[1], 'base64').toString('utf8')));
+  } catch {
+    return (s) => s;
+  }
+  const frame = new RegExp(`https?://(?:127\\.0\\.0\\.1|localhost):\\d+/${ENTRY_FILE.replace('.', '\\.')}:(\\d+):(\\d+)`, 'g');
+  return (stack) =>
+    stack.replace(frame, (whole, line: string, col: string) => {
+      const hit = map.findEntry(Number(line) - 1, Number(col) - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number };
+      if (hit.originalSource === undefined || hit.originalLine === undefined || hit.originalColumn === undefined) return whole;
+      const src = hit.originalSource.startsWith('file://') ? new URL(hit.originalSource).pathname : hit.originalSource;
+      const shown = path.isAbsolute(src) ? path.relative(process.cwd(), src) : src;
+      return `${shown}:${hit.originalLine + 1}:${hit.originalColumn + 1}`;
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value encoding shared with the page runner: JSON, plus typed arrays as base64 and non-finite
+// numbers by name (plain JSON would turn a NaN loss into null and PNG bytes into a huge object).
+
+const TYPED_CTORS: Record<string, new (buf: ArrayBuffer) => ArrayBufferView> = {
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+  DataView,
+};
+
+function hostReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  // `this[key]` is the value before toJSON (Buffer.toJSON would make {type, data: [...]}).
+  const raw = this[key];
+  if (typeof raw === 'number' && !Number.isFinite(raw)) return { __wgflowNum: String(raw) };
+  if (raw instanceof ArrayBuffer) return { __wgflowBytes: Buffer.from(raw).toString('base64'), type: 'ArrayBuffer' };
+  if (ArrayBuffer.isView(raw)) {
+    const type = raw instanceof DataView ? 'DataView' : raw instanceof Buffer ? 'Uint8Array' : raw.constructor.name;
+    return { __wgflowBytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64'), type };
+  }
+  return value;
+}
+
+/** Decodes the page's tagged values (typed arrays, non-finite numbers) in place. */
+export function reviveFromPage(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reviveFromPage);
+  if (value === null || typeof value !== 'object') return value;
+  const obj = value as Record<string, unknown>;
+  if (typeof obj.__wgflowNum === 'string') return Number(obj.__wgflowNum);
+  if (typeof obj.__wgflowBytes === 'string') {
+    const bytes = Buffer.from(obj.__wgflowBytes, 'base64');
+    const copy = new ArrayBuffer(bytes.length);
+    new Uint8Array(copy).set(bytes);
+    if (obj.type === 'ArrayBuffer') return copy;
+    const Ctor = TYPED_CTORS[String(obj.type)] ?? Uint8Array;
+    return new Ctor(copy);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) out[k] = reviveFromPage(v);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page side. Plain JS served as /runner.js (a string, so it works wherever this module is bundled
+// to, without locating a .ts file at run time). It must stay in step with the encoding above and
+// with reportAdapter() in page-context.ts.
+
+const INDEX_HTML = `<!doctype html>
+<html><head><meta charset="utf-8"><title>wgflow</title><link rel="icon" href="data:,"></head>
+<body><script type="module" src="./runner.js"></script></body></html>
+`;
+
+const PAGE_RUNNER_JS = String.raw`
+const REPORT = ${JSON.stringify(REPORT_PATH)};
+const ENTRY = ${JSON.stringify(`./${ENTRY_FILE}`)};
+let seq = 0;
+const queue = [];
+let flushing = false;
+let finished = false;
+
+function toB64(bytes) {
+  if (typeof bytes.toBase64 === 'function') return bytes.toBase64();
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+function fromB64(s) {
+  if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(s);
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+function replacer(key, value) {
+  const raw = this[key];
+  if (typeof raw === 'number' && !Number.isFinite(raw)) return { __wgflowNum: String(raw) };
+  if (raw instanceof ArrayBuffer) return { __wgflowBytes: toB64(new Uint8Array(raw)), type: 'ArrayBuffer' };
+  if (ArrayBuffer.isView(raw)) {
+    return {
+      __wgflowBytes: toB64(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)),
+      type: raw instanceof DataView ? 'DataView' : raw.constructor.name,
+    };
+  }
+  return value;
+}
+function reviver(key, value) {
+  if (value && typeof value === 'object') {
+    if (typeof value.__wgflowNum === 'string') return Number(value.__wgflowNum);
+    if (typeof value.__wgflowBytes === 'string') {
+      const bytes = fromB64(value.__wgflowBytes);
+      if (value.type === 'ArrayBuffer') return bytes.buffer;
+      const Ctor = globalThis[value.type];
+      return typeof Ctor === 'function' ? new Ctor(bytes.buffer) : bytes;
+    }
+  }
+  return value;
+}
+
+// Encoded at call time: later mutation of a posted object does not change what the host gets,
+// and an unencodable value (BigInt, cycle) throws at the caller of ctx.post.
+function send(kind, data) {
+  queue.push(JSON.stringify({ seq: seq++, kind, data }, replacer));
+  void flush();
+}
+async function flush() {
+  if (flushing) return;
+  flushing = true;
+  try {
+    while (queue.length > 0) {
+      const batch = queue.splice(0, queue.length);
+      let res;
+      try {
+        res = await fetch(REPORT, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[' + batch.join(',') + ']' });
+      } catch (e) {
+        console.error('wgflow: could not report to the host: ' + (e && e.message));
+        return;
+      }
+      if (!res.ok) {
+        // The host has already failed the run (it rejects only bodies it cannot use); say why here too.
+        const text = await res.text().catch(() => '');
+        console.error('wgflow: host rejected a report (HTTP ' + res.status + '): ' + text.trim());
+        return;
+      }
+    }
+  } finally {
+    flushing = false;
+  }
+}
+function errorData(origin, e) {
+  if (e instanceof Error) return { origin, name: e.name, message: e.message, stack: e.stack };
+  let message;
+  try { message = typeof e === 'string' ? e : JSON.stringify(e); } catch { message = String(e); }
+  return { origin, name: typeof e, message: 'non-Error value thrown: ' + message };
+}
+function sendError(origin, e) {
+  if (finished) return;
+  finished = true;
+  send('error', errorData(origin, e));
+}
+
+addEventListener('error', (ev) => sendError('uncaught error', ev.error ?? ev.message));
+addEventListener('unhandledrejection', (ev) => sendError('unhandled promise rejection', ev.reason));
+
+async function adapterReport() {
+  if (!navigator.gpu) return { error: 'navigator.gpu is missing (not a secure context, or WebGPU disabled)' };
+  const adapter = await Promise.race([
+    navigator.gpu.requestAdapter(),
+    new Promise((r) => setTimeout(() => r('timeout'), 10000)),
+  ]);
+  if (adapter === 'timeout') return { error: 'navigator.gpu.requestAdapter() did not settle within 10 s' };
+  if (!adapter) return { error: 'navigator.gpu.requestAdapter() returned null' };
+  const info = adapter.info || {};
+  const limits = {};
+  for (const k of Object.keys(Object.getPrototypeOf(adapter.limits) || {})) {
+    if (typeof adapter.limits[k] === 'number') limits[k] = adapter.limits[k];
+  }
+  return {
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    device: info.device ?? '',
+    description: info.description ?? '',
+    isFallbackAdapter: info.isFallbackAdapter ?? adapter.isFallbackAdapter ?? null,
+    subgroupMinSize: info.subgroupMinSize ?? null,
+    subgroupMaxSize: info.subgroupMaxSize ?? null,
+    features: [...adapter.features].sort(),
+    limits,
+  };
+}
+
+async function main() {
+  let adapter;
+  try { adapter = await adapterReport(); } catch (e) { adapter = { error: String((e && e.message) || e) }; }
+  send('adapter', adapter);
+  const args = JSON.parse(await (await fetch('./args.json')).text(), reviver);
+  const mod = await import(ENTRY);
+  if (typeof mod.default !== 'function') {
+    throw new Error('the entry module has no default export function (got ' + typeof mod.default + '); write: export default async (args, ctx) => result');
+  }
+  const ctx = Object.freeze({ post(msg) { if (!finished) send('msg', msg); } });
+  const result = await mod.default(args, ctx);
+  if (finished) return;
+  finished = true;
+  try {
+    send('result', result);
+  } catch (e) {
+    finished = false;
+    sendError('entry', new Error('the entry returned a value that cannot be sent to the host: ' + e.message));
+  }
+}
+main().catch((e) => sendError('entry', e));
+`;
