@@ -136,9 +136,23 @@ export class WebGPUBackend implements Backend {
     const hit = this.pipelines.get(spec.source);
     if (hit) return { ...hit, spec };
     const module = this.device.createShaderModule({ label: spec.name, code: spec.source });
-    const pipeline = this.device.createComputePipeline({ label: spec.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    // An explicit layout from the spec, not 'auto': 'auto' drops bindings the shader never reads,
+    // and the dispatching code would then bind one buffer too many.
+    const layout = this.device.createBindGroupLayout({
+      label: spec.name,
+      entries: spec.bindings.map((kind, binding) => ({
+        binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: kind === 'uniform' ? 'uniform' : kind === 'read' ? 'read-only-storage' : 'storage' },
+      })),
+    });
+    const pipeline = this.device.createComputePipeline({
+      label: spec.name,
+      layout: this.device.createPipelineLayout({ label: spec.name, bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    });
     this.counters.pipelinesCompiled++;
-    const p: Prepared = { id: this.pipelines.size + 1, spec, pipeline, layout: pipeline.getBindGroupLayout(0), uniformIndex: spec.bindings.indexOf('uniform') };
+    const p: Prepared = { id: this.pipelines.size + 1, spec, pipeline, layout, uniformIndex: spec.bindings.indexOf('uniform') };
     this.pipelines.set(spec.source, p);
     return p;
   }
@@ -264,15 +278,24 @@ export class WebGPUBackend implements Backend {
  * Dawn for Node busy-polls its event loop while a GPU promise is pending (SPEC §1), stealing a core
  * from SwiftShader. Waiting in timer-sized steps first, and only then creating the promise, keeps the
  * spin short: we learn the typical wait from the previous ones.
+ *
+ * The typical wait is the shortest of the last few, not a running mean: one long wait (a read behind
+ * hundreds of queued steps) would otherwise make every later read sleep for seconds; and since each
+ * wait includes our own sleep, a wait that ends at once after the sleep is recorded as half of it
+ * (we overslept by an unknown amount), so the estimate cannot feed on itself.
  */
-let typicalWaitMs = 0;
+const recentWaitsMs: number[] = [];
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 async function politeWait<T>(start: () => Promise<T>): Promise<T> {
   if (!isNode) return start();
   const t0 = performance.now();
-  if (typicalWaitMs > 4) await new Promise((r) => setTimeout(r, typicalWaitMs * 0.8));
+  const typicalWaitMs = recentWaitsMs.length ? Math.min(...recentWaitsMs) : 0;
+  const sleepMs = typicalWaitMs > 4 ? typicalWaitMs * 0.8 : 0;
+  if (sleepMs > 0) await new Promise((r) => setTimeout(r, sleepMs));
+  const t1 = performance.now();
   const v = await start();
-  const dt = performance.now() - t0;
-  typicalWaitMs = typicalWaitMs === 0 ? dt : 0.7 * typicalWaitMs + 0.3 * dt;
+  const t2 = performance.now();
+  recentWaitsMs.push(sleepMs > 0 && t2 - t1 < 1 ? (t2 - t0) / 2 : t2 - t0);
+  if (recentWaitsMs.length > 5) recentWaitsMs.shift();
   return v;
 }
