@@ -12,7 +12,18 @@ export type ReduceOp = 'sum' | 'max';
 
 /** Reductions at most this long run serially in one thread per output. */
 export const SERIAL_REDUCE_MAX = 128;
+/** With this many outputs, one thread per output already fills the device: no tree needed. */
+export const SERIAL_OUTPUTS_MIN = 64;
 const TREE = 256;
+
+/**
+ * Serial (one thread per output) unless there are few outputs each reducing many values. A
+ * workgroup tree costs barriers, which on a CPU adapter such as SwiftShader are fiber switches:
+ * a [256, 64] column sum (a bias gradient) took ~16 ms as 64 trees and well under 1 ms serially.
+ */
+export function reduceStrategy(outputs: number, reduced: number): 'serial' | 'tree' {
+  return reduced <= SERIAL_REDUCE_MAX || outputs >= SERIAL_OUTPUTS_MIN ? 'serial' : 'tree';
+}
 
 export interface ReduceArgs {
   readonly op: ReduceOp;
@@ -61,7 +72,7 @@ export function reduceKernel(name: string, a: ReduceArgs): KernelSpec {
   const identity = a.op === 'sum' ? '0.0' : '-3.4028234663852886e38';
   const finish = (acc: string) => (a.scale === 1 ? acc : `${acc} * ${f32(a.scale)}`);
   const label = `${name}[${a.fullShape.join('x')}→${keptDims.join('x') || 'scalar'}]`;
-  if (redCount <= SERIAL_REDUCE_MAX) {
+  if (reduceStrategy(outCount, redCount) === 'serial') {
     const WG = 64;
     const [gx] = grid1d(outCount, WG);
     const src = `
