@@ -63,6 +63,9 @@ export function valueAndGrad(fn: () => Tensor, params: readonly Tensor[]): Value
   const tape = new Tape();
   for (const p of params) {
     if (!(p instanceof Tensor)) throw new TypeError(`valueAndGrad: params must be Tensors, got ${String(p)}`);
+    void p.buffer; // throws if disposed: its gradient would silently be zero
+  }
+  for (const p of params) {
     tape.tracked.add(p);
   }
   tapes.push(tape);

@@ -13,7 +13,11 @@ export type TensorLike = Tensor | number;
 
 function need(op: string, t: unknown, what = 'argument'): Tensor {
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${what} must be a Tensor, got ${describe(t)}`);
-  void t.buffer; // throws if disposed
+  try {
+    void t.buffer; // throws if disposed
+  } catch (e) {
+    throw new Error(`${op}: ${what} ${(e as Error).message}`);
+  }
   return t;
 }
 
@@ -77,6 +81,13 @@ export function affine(x: Tensor, scale: number, shift = 0): Tensor {
   return apply('affine', [need('affine', x)], { scale: finite('affine', scale, 'scale'), shift: finite('affine', shift, 'shift') });
 }
 
+/** Validates two operands (tensors or finite numbers) and their broadcast before anything is allocated. */
+function checkOperands(op: string, a: TensorLike, b: TensorLike): void {
+  const sa = typeof a === 'number' ? (finite(op, a), [1]) : need(op, a, 'first argument').shape;
+  const sb = typeof b === 'number' ? (finite(op, b), [1]) : need(op, b, 'second argument').shape;
+  broadcastShapes(op, sa, sb);
+}
+
 type BinOp = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum';
 function binary(op: BinOp, a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === 'number' && a instanceof Tensor) {
@@ -94,9 +105,9 @@ function binary(op: BinOp, a: TensorLike, b: TensorLike): Tensor {
     if (op === 'add' || op === 'mul') return binary(op, b, a);
     if (op === 'sub') return affine(b, -1, a);
   }
-  const ta = typeof a === 'number' ? full([1], finite(op, a)) : need(op, a, 'first argument');
-  const tb = typeof b === 'number' ? full([1], finite(op, b)) : need(op, b, 'second argument');
-  broadcastShapes(op, ta.shape, tb.shape);
+  checkOperands(op, a, b);
+  const ta = typeof a === 'number' ? full([1], a) : a;
+  const tb = typeof b === 'number' ? full([1], b) : b;
   const out = apply(op, [ta, tb], {});
   if (typeof a === 'number') ta.dispose();
   if (typeof b === 'number') tb.dispose();
@@ -110,9 +121,9 @@ export const maximum = (a: TensorLike, b: TensorLike): Tensor => binary('maximum
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => binary('minimum', a, b);
 
 function compare(op: CompareOp, a: TensorLike, b: TensorLike): Tensor {
-  const ta = typeof a === 'number' ? full([1], finite(op, a)) : need(op, a, 'first argument');
-  const tb = typeof b === 'number' ? full([1], finite(op, b)) : need(op, b, 'second argument');
-  broadcastShapes(op, ta.shape, tb.shape);
+  checkOperands(op, a, b);
+  const ta = typeof a === 'number' ? full([1], a) : a;
+  const tb = typeof b === 'number' ? full([1], b) : b;
   const out = apply('compare', [ta, tb], { op });
   if (typeof a === 'number') ta.dispose();
   if (typeof b === 'number') tb.dispose();
@@ -129,9 +140,12 @@ export const ne = (a: TensorLike, b: TensorLike) => compare('ne', a, b);
 /** a where cond ≠ 0, else b (broadcast together). */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   need('where', cond, 'cond');
-  const ta = typeof a === 'number' ? full([1], finite('where', a)) : need('where', a, 'a');
-  const tb = typeof b === 'number' ? full([1], finite('where', b)) : need('where', b, 'b');
-  broadcastShapes('where', cond.shape, ta.shape, tb.shape);
+  // validate everything before a constant operand is allocated, so a refused call leaks nothing
+  const sa = typeof a === 'number' ? (finite('where', a), [1]) : need('where', a, 'a').shape;
+  const sb = typeof b === 'number' ? (finite('where', b), [1]) : need('where', b, 'b').shape;
+  broadcastShapes('where', cond.shape, sa, sb);
+  const ta = typeof a === 'number' ? full([1], a) : a;
+  const tb = typeof b === 'number' ? full([1], b) : b;
   const out = apply('where', [cond, ta, tb], {});
   if (typeof a === 'number') ta.dispose();
   if (typeof b === 'number') tb.dispose();
@@ -275,4 +289,18 @@ export function linear(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
   const y = apply(activation, [zb], {});
   zb.dispose();
   return y;
+}
+
+/**
+ * log|det W| of a square matrix [n, n] (→ shape []) or of each matrix of a batch [B, n, n] (→ [B]),
+ * by a float32 LU factorisation with partial pivoting (kernels/logdet.ts). Gradient: g · W^{-T}.
+ * A singular matrix gives −∞ (and a non-finite gradient).
+ */
+export function logdet(x: Tensor): Tensor {
+  need('logdet', x);
+  const n = x.shape[x.rank - 1];
+  if ((x.rank !== 2 && x.rank !== 3) || x.shape[x.rank - 2] !== n) {
+    throw new Error(`logdet: needs a square matrix [n, n] or a batch of them [B, n, n], got ${fmt(x.shape)}`);
+  }
+  return apply('logdet', [x], {});
 }

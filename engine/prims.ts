@@ -8,6 +8,7 @@ import { broadcastView, elementwiseKernel, type BinaryOp, type Expr, type InputV
 import { matmulKernel, chooseMatmul } from '../kernels/matmul';
 import { concatKernel, gatherRowsKernel, padKernel, scatterAddRowsKernel } from '../kernels/movement';
 import { reduceKernel } from '../kernels/reduce';
+import { logdetKernel } from '../kernels/logdet';
 import { stridesOf } from '../kernels/wgsl';
 import type { KernelSpec } from './backend';
 import { broadcastAxes, broadcastShapes, sameShape, sizeOf } from './shape';
@@ -45,6 +46,8 @@ export interface PrimParams {
   linear: { activation: Activation };
   /** An arbitrary elementwise expression, optionally sum-reduced to `reduceTo`; used by VJP rules. */
   fused: { expr: Expr; reduceTo: number[] | null };
+  /** log|det W| of a square matrix [n, n] → [] or a batch [B, n, n] → [B] (LU with partial pivoting, kernels/logdet.ts). */
+  logdet: NoParams;
 }
 export type Prim = keyof PrimParams;
 
@@ -140,6 +143,7 @@ export const forward: Forward = {
     return runKernel(matmulKernel(args, chooseMatmul(args, getBackend().adapter.kind)), [x!, w!, b!], [m, n]);
   },
   fused: (xs, { expr, reduceTo }) => fusedForward(expr, xs, reduceTo),
+  logdet: ([x]) => logdetForward(x!),
 };
 
 /** Concatenation in as few dispatches as the adapter's binding limit allows. */
@@ -164,4 +168,33 @@ export function concatShape(xs: readonly Tensor[], axis: number): number[] {
 /** Zero tensor of `shape` with `g` written at `starts` (the adjoint of slice). */
 export function padForward(g: Tensor, shape: readonly number[], starts: readonly number[]): Tensor {
   return runKernel(padKernel(shape, starts, g.shape, g.offset), [g], shape);
+}
+
+/** Batch size and order of a [n, n] or [B, n, n] operand of logdet. */
+function logdetDims(x: Tensor): { batch: number; n: number } {
+  const n = x.shape[x.rank - 1]!;
+  return { batch: x.rank === 3 ? x.shape[0]! : 1, n };
+}
+
+/** log|det W| per matrix: one LU dispatch (kernels/logdet.ts) with a scratch buffer for the factors. */
+export function logdetForward(x: Tensor): Tensor {
+  const { batch, n } = logdetDims(x);
+  const scratch = Tensor.empty([batch * n * n]);
+  const out = runKernel(logdetKernel('logdet', { batch, n, offset: x.offset }), [x, scratch], x.rank === 3 ? [batch] : []);
+  scratch.dispose();
+  return out;
+}
+
+/**
+ * g · W^{-T} per matrix (the VJP of logdet), or W^{-T} itself when `g` is null: a second LU dispatch
+ * that also solves for the inverse's columns. Not recorded on the tape.
+ */
+export function logdetGradForward(x: Tensor, g: Tensor | null): Tensor {
+  const { batch, n } = logdetDims(x);
+  const scratch = Tensor.empty([batch * n * n]);
+  const out = g
+    ? runKernel(logdetKernel('grad', { batch, n, offset: x.offset, gOffset: g.offset }), [x, g, scratch], x.shape)
+    : runKernel(logdetKernel('inverseT', { batch, n, offset: x.offset }), [x, scratch], x.shape);
+  scratch.dispose();
+  return out;
 }

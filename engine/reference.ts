@@ -184,3 +184,27 @@ export function adamStep(p: Float64Array, g: ArrayLike<number>, m: Float64Array,
     p[i] = p[i]! - (o.lr * mh) / (Math.sqrt(vh) + o.eps);
   }
 }
+
+/** log|det W| of [n, n] (→ []) or [B, n, n] (→ [B]) by LU with partial pivoting in float64. */
+export function logdet(x: Ref): Ref {
+  const n = x.shape[x.shape.length - 1]!;
+  const batch = x.shape.length === 3 ? x.shape[0]! : 1;
+  const out = new Float64Array(batch);
+  for (let b = 0; b < batch; b++) {
+    const a = x.data.slice(b * n * n, (b + 1) * n * n);
+    let acc = 0;
+    for (let k = 0; k < n; k++) {
+      let p = k;
+      for (let i = k + 1; i < n; i++) if (Math.abs(a[i * n + k]!) > Math.abs(a[p * n + k]!)) p = i;
+      if (p !== k) for (let j = 0; j < n; j++) [a[k * n + j], a[p * n + j]] = [a[p * n + j]!, a[k * n + j]!];
+      const piv = a[k * n + k]!;
+      acc += Math.log(Math.abs(piv));
+      for (let i = k + 1; i < n; i++) {
+        const l = a[i * n + k]! / piv;
+        for (let j = k + 1; j < n; j++) a[i * n + j]! -= l * a[k * n + j]!;
+      }
+    }
+    out[b] = acc;
+  }
+  return new Ref(x.shape.length === 3 ? [batch] : [], out);
+}

@@ -8,7 +8,7 @@
  */
 import { SELU_ALPHA, SELU_LAMBDA, type Expr } from '../kernels/elementwise';
 import type { TapeNode } from './autodiff';
-import { forward, fusedForward, padForward, type Activation, type Prim } from './prims';
+import { forward, fusedForward, logdetGradForward, padForward, type Activation, type Prim } from './prims';
 import { broadcastAxes, sameShape } from './shape';
 import { Tensor } from './tensor';
 
@@ -110,7 +110,9 @@ export const vjpRules: { [P in Prim]: Rule<P> } = {
     const y = Tensor.view(n.output, kept);
     const gk = Tensor.view(g, kept);
     const isMax: Expr = { op: 'eq', a: I(1), b: I(2) };
-    const count = fusedForward(isMax, [gk, x, y], kept, 'vjp_max_count');
+    // The count reads only x and y, so only they are bound (an unread gk made the dispatch fail
+    // under an 'auto' pipeline layout, which drops bindings the shader never uses).
+    const count = fusedForward({ op: 'eq', a: I(0), b: I(1) }, [x, y], kept, 'vjp_max_count');
     const out = fusedForward(div(mul(G, isMax), I(3)), [gk, x, y, count], x.shape, 'vjp_max');
     for (const t of [y, gk, count]) t.dispose();
     return [out];
@@ -152,6 +154,8 @@ export const vjpRules: { [P in Prim]: Rule<P> } = {
     gz.dispose();
     return [dx, dw, db];
   },
+  // d log|det W| = W^{-T} (per matrix, times its cotangent): a second LU kernel solves for the inverse.
+  logdet: (g, n) => [logdetGradForward(n.inputs[0]!, g)],
   fused: () => {
     throw new Error('fused expressions are not differentiable (gradients of gradients are not supported)');
   },

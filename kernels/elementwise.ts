@@ -43,8 +43,9 @@ const UNARY_WGSL: { [K in UnaryOp]: (x: string) => string } = {
   softplus: (x) => `(max(${x}, 0.0) + log(1.0 + exp(-abs(${x}))))`,
   square: (x) => `(${x} * ${x})`,
   abs: (x) => `abs(${x})`,
-  sin: (x) => `sin(${x})`,
-  cos: (x) => `cos(${x})`,
+  // accurate versions (kernels/wgsl.ts SINCOS_WGSL): the built-ins may be off by 2⁻¹¹
+  sin: (x) => `wgf_sin(${x})`,
+  cos: (x) => `wgf_cos(${x})`,
   sign: (x) => `sign(${x})`,
   recip: (x) => `(1.0 / ${x})`,
   step: (x) => `select(0.0, 1.0, ${x} > 0.0)`,

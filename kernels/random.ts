@@ -29,6 +29,14 @@ fn philox(c: vec4u, k: vec2u) -> vec4u {
 }
 fn toUniform(u: u32) -> f32 { return f32(u >> 8u) * 5.9604644775390625e-8; }
 fn toUniformOpenZero(u: u32) -> f32 { return f32((u >> 8u) + 1u) * 5.9604644775390625e-8; }
+// Box–Muller radius sqrt(−2·log(toUniformOpenZero(u))). Near u = 1, log's absolute error (WGSL allows
+// 2^-21; SwiftShader's is ~6e-8) swamps the tiny result and the radius is off by ~1e-5; there we use
+// −log(1 − x) = x + x²/2 + x³/3 + x⁴/4 (+ x⁵/5 < 1e-9 relative) with x = 1 − u, exact in f32.
+fn boxMullerRadius(u: u32) -> f32 {
+  let x = f32(0xffffffu - (u >> 8u)) * 5.9604644775390625e-8;
+  if (x < 0.0078125) { return sqrt(2.0 * x * (1.0 + x * (0.5 + x * (0.33333334 + x * 0.25)))); }
+  return sqrt(-2.0 * log(toUniformOpenZero(u)));
+}
 `;
 
 export type RandomDist = 'uniform' | 'normal';
@@ -40,8 +48,8 @@ export function randomKernel(dist: RandomDist, n: number): KernelSpec {
       ? `  let w = philox(vec4u(index / 4u, rp.draw, 0u, 0u), vec2u(rp.key0, rp.key1));
   out[index] = toUniform(w[index % 4u]);`
       : `  let w = philox(vec4u(index / 2u, rp.draw, 0u, 0u), vec2u(rp.key0, rp.key1));
-  let r = sqrt(-2.0 * log(toUniformOpenZero(w.x)));
+  let r = boxMullerRadius(w.x);
   let theta = 6.283185307179586 * toUniform(w.y);
-  out[index] = select(r * sin(theta), r * cos(theta), index % 2u == 0u);`;
+  out[index] = select(r * wgf_sin(theta), r * wgf_cos(theta), index % 2u == 0u);`;
   return spec(`random_${dist}[${n}]`, bindings, entry1d(256, n, body, PHILOX_WGSL), grid1d(n, 256));
 }

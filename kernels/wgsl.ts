@@ -57,8 +57,32 @@ ${body}
 }`;
 }
 
+/**
+ * sin and cos to ~1 ulp on |x| < 8192: Cody–Waite reduction by π/2 in three parts, then Cephes'
+ * minimax polynomials on [−π/4, π/4]. The built-ins may be far coarser (WGSL allows 2⁻¹¹ absolute
+ * error; SwiftShader's are off by 1.9e-4), which breaks float64 comparisons and Box–Muller.
+ */
+export const SINCOS_WGSL = `
+fn wgf_sinq(x: f32, shift: i32) -> f32 {
+  let k = round(x * 0.63661977236758134);
+  var r = fma(k, -1.5703125, x);
+  r = fma(k, -4.837512969970703125e-4, r);
+  r = fma(k, -7.54978995489188216e-8, r);
+  let z = r * r;
+  let s = fma(fma(fma(-1.9515295891e-4, z, 8.3321608736e-3), z, -1.6666654611e-1) * z, r, r);
+  let c = fma(fma(fma(2.443315711809948e-5, z, -1.388731625493765e-3), z, 4.166664568298827e-2) * z, z, fma(-0.5, z, 1.0));
+  let q = (i32(k) + shift) & 3;
+  let v = select(s, c, (q & 1) == 1);
+  return select(v, -v, q >= 2);
+}
+fn wgf_sin(x: f32) -> f32 { return wgf_sinq(x, 0); }
+fn wgf_cos(x: f32) -> f32 { return wgf_sinq(x, 1); }
+`;
+
 export function spec(name: string, bindings: readonly Binding[], source: string, workgroups: readonly [number, number, number]): KernelSpec {
-  return { name, source: `${declareBindings(bindings)}\n${source}`, bindings: bindings.map((b) => b.kind), workgroups };
+  // Helpers are added only to sources that call them, so other kernels' sources (cache keys) stay as they are.
+  const helpers = /\bwgf_(sin|cos)\(/.test(source) ? SINCOS_WGSL : '';
+  return { name, source: `${declareBindings(bindings)}\n${helpers}${source}`, bindings: bindings.map((b) => b.kind), workgroups };
 }
 
 export function product(shape: readonly number[]): number {
