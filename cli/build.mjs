@@ -1,0 +1,154 @@
+// Build helpers shared by bin/wgflow.js (plain JS, bundles the CLI for Node) and the CLI itself
+// (bundles the page entries for Chromium). Plain JS on purpose: bin/wgflow.js must run before any
+// TypeScript has been compiled.
+//
+// Caching: a bundle is rebuilt only when one of the files it was built from changed (size or
+// mtime), when a module that was missing at build time (a trainer still being written) has
+// appeared, or when the esbuild version or build key changed. The check is a stat() per input file,
+// a few milliseconds, so `wgflow --help` starts fast from a warm cache and a fresh clone builds on
+// first use.
+
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Trainer modules that may not exist yet in a checkout (they are written in parallel with the CLI).
+ * An import of one of them that does not resolve is replaced by a stub whose exports are undefined;
+ * cli/jobs.ts turns that into "method X is not available in this build" at run time.
+ */
+export const OPTIONAL_MODULES = ['cfm/train', 'flows/train'];
+
+const NODE_BUILTIN = /^(node:|(assert|buffer|child_process|cluster|crypto|dgram|dns|events|fs|fs\/promises|http|http2|https|module|net|os|path|perf_hooks|process|querystring|readline|stream|string_decoder|timers|tls|tty|url|util|v8|vm|worker_threads|zlib)$)/;
+
+/**
+ * esbuild plugin: optional trainer modules (stubbed when missing) and the WGFLOW_JOBS test seam
+ * (replaces cli/jobs.ts by another module exporting the same API, e.g. a fake trainer for tests).
+ * Records what it stubbed in `state.missing` (absolute paths that must keep not existing).
+ */
+export function wgflowPlugin(root, state, opts = {}) {
+  const jobsFile = path.join(root, 'cli', 'jobs.ts');
+  const optional = new Set(OPTIONAL_MODULES.map((m) => path.join(root, m)));
+  return {
+    name: 'wgflow',
+    setup(build) {
+      build.onResolve({ filter: /^\.\.?\// }, async (args) => {
+        if (args.pluginData?.wgflowSkip) return undefined;
+        const target = path.resolve(args.resolveDir, args.path).replace(/\.(ts|js|mjs)$/, '');
+        if (opts.jobsOverride && target === jobsFile.replace(/\.ts$/, '')) {
+          return { path: path.resolve(opts.jobsOverride) };
+        }
+        if (!optional.has(target)) return undefined;
+        const r = await build.resolve(args.path, { importer: args.importer, resolveDir: args.resolveDir, kind: args.kind, pluginData: { wgflowSkip: true } });
+        if (r.errors.length === 0) return r;
+        state.missing.push(...['.ts', '.js', '/index.ts'].map((ext) => target + ext));
+        return { path: target, namespace: 'wgflow-missing' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'wgflow-missing' }, (args) => ({
+        contents: `export const __missing = ${JSON.stringify(path.relative(root, args.path) + '.ts')};`,
+        loader: 'js',
+      }));
+      if (opts.browser) {
+        // Node built-ins stay imports: dynamic `import('node:fs')` behind a runtime check is how the
+        // engine reaches Node APIs. browser/bundle.ts rejects static ones when the page is loaded.
+        build.onResolve({ filter: NODE_BUILTIN }, (args) => ({ path: args.path, external: true }));
+      }
+    },
+  };
+}
+
+function stampOk(outfile, stampFile, key, esbuildVersion) {
+  if (!existsSync(outfile) || !existsSync(stampFile)) return false;
+  let stamp;
+  try {
+    stamp = JSON.parse(readFileSync(stampFile, 'utf8'));
+  } catch {
+    return false;
+  }
+  if (stamp.key !== key || (esbuildVersion && stamp.esbuild !== esbuildVersion)) return false;
+  for (const [file, size, mtime] of stamp.inputs) {
+    let st;
+    try {
+      st = statSync(file);
+    } catch {
+      return false;
+    }
+    if (st.size !== size || st.mtimeMs !== mtime) return false;
+  }
+  for (const file of stamp.missing) if (existsSync(file)) return false;
+  return true;
+}
+
+/**
+ * Bundles `entry` into `outfile` unless an up-to-date build is there. Returns the output path.
+ * opts: { root, entry, outfile, platform: 'node'|'browser', jobsOverride?, key? }.
+ */
+export async function buildCached(opts) {
+  const { root, entry, outfile, platform } = opts;
+  const stampFile = `${outfile}.stamp.json`;
+  const key = JSON.stringify({ entry, platform, jobsOverride: opts.jobsOverride ?? null, key: opts.key ?? null, version: 3 });
+  if (stampOk(outfile, stampFile, key, null)) return outfile;
+
+  const esbuild = await import('esbuild');
+  const state = { missing: [] };
+  const browser = platform === 'browser';
+  let result;
+  try {
+    result = await esbuild.build({
+      entryPoints: [entry],
+      absWorkingDir: root,
+      bundle: true,
+      write: false,
+      metafile: true,
+      outfile,
+      platform,
+      format: 'esm',
+      target: browser ? 'es2022' : 'node20',
+      packages: browser ? undefined : 'external',
+      sourcemap: 'inline',
+      sourcesContent: false,
+      logLevel: 'silent',
+      plugins: [wgflowPlugin(root, state, { jobsOverride: opts.jobsOverride, browser })],
+      banner: browser
+        ? undefined
+        : { js: "import { createRequire as __wgflowCreateRequire } from 'node:module'; const require = __wgflowCreateRequire(import.meta.url);" },
+    });
+  } catch (err) {
+    const messages = err && Array.isArray(err.errors) ? await esbuild.formatMessages(err.errors, { kind: 'error', color: false }) : [String(err)];
+    const e = new Error(`could not bundle ${path.relative(root, entry)}:\n${messages.join('\n').trimEnd()}`);
+    e.wgflowBuild = true;
+    throw e;
+  }
+  const out = result.outputFiles.find((f) => f.path.endsWith('.js') || f.path.endsWith('.mjs'));
+  mkdirSync(path.dirname(outfile), { recursive: true });
+  // Write then rename (atomic): concurrent runs never import a half-written bundle.
+  const tmp = `${outfile}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  writeFileSync(tmp, out.contents);
+  renameSync(tmp, outfile);
+  const inputs = [];
+  for (const rel of Object.keys(result.metafile.inputs)) {
+    if (rel.includes(':')) continue; // virtual (namespaced) modules
+    const file = path.resolve(root, rel);
+    try {
+      const st = statSync(file);
+      inputs.push([file, st.size, st.mtimeMs]);
+    } catch {
+      /* vanished meanwhile: the next run rebuilds */
+    }
+  }
+  const stamp = { key, esbuild: esbuild.version, inputs, missing: state.missing };
+  const tmpStamp = `${stampFile}.${process.pid}.tmp`;
+  writeFileSync(tmpStamp, JSON.stringify(stamp));
+  renameSync(tmpStamp, stampFile);
+  return outfile;
+}
+
+/** A short stable hash, for cache file names. */
+export function shortHash(...parts) {
+  return createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 12);
+}
+
+/** node_modules/.cache/wgflow under `root`: bare imports in bundles there resolve against root's node_modules. */
+export function cacheDir(root) {
+  return path.join(root, 'node_modules', '.cache', 'wgflow');
+}

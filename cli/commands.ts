@@ -1,0 +1,312 @@
+/** `wgflow sample`, `eval`, `info` and `bench` (SPEC §4). */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { DATASETS } from '../datasets/toy2d';
+import { encodeCsv, encodeNpy } from '../datasets/files';
+import type { AdapterReport } from '../engine/backend';
+import { adapterSummary } from '../engine/runtime';
+import { writeFileAtomic } from '../io/atomic';
+import { UsageError, parseFlags, type FlagSpec } from './args';
+import { readCheckpoint, type DecodedCheckpoint } from './checkpoint';
+import { BROWSER_FLAGS, checkDataset, loadData } from './config';
+import { BENCH_HELP, EVAL_HELP, INFO_HELP, SAMPLE_HELP } from './help';
+import { CFM_METHODS, FLOW_METHODS, type Method } from './job';
+import { SOLVERS, familyOf, type ModelCheckpoint, type Solver } from './methods';
+import { fmtNum } from './report';
+import { loadJobs, resolveChromium, runTaskIn } from './runner';
+import type { EvalTaskResult, InfoTaskResult, SampleTaskResult, TaskMessage } from './tasks';
+import { type CliContext, displayPath, gpuOption, onInterrupt } from './util';
+
+const RUNTIME_NODE_FIRST: FlagSpec = { name: 'runtime', kind: { type: 'enum', values: ['node', 'browser'] } };
+
+export const SAMPLE_FLAGS: FlagSpec[] = [
+  { name: 'checkpoint', kind: { type: 'string', meta: 'a model.safetensors file' } },
+  { name: 'n', kind: { type: 'int', min: 1 } },
+  { name: 'solver', kind: { type: 'enum', values: SOLVERS } },
+  { name: 'solver-steps', kind: { type: 'int', min: 1 } },
+  { name: 'seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 } },
+  { name: 'out', kind: { type: 'string', meta: 'a .npy or .csv file name' } },
+  RUNTIME_NODE_FIRST,
+  ...BROWSER_FLAGS,
+  { name: 'json', kind: { type: 'bool' } },
+];
+
+export const EVAL_FLAGS: FlagSpec[] = [
+  { name: 'checkpoint', kind: { type: 'string', meta: 'a model.safetensors file' } },
+  { name: 'target', kind: { type: 'string', meta: 'a dataset name' } },
+  { name: 'data', kind: { type: 'string', meta: 'a .npy or .csv file' } },
+  { name: 'n', kind: { type: 'int', min: 2 } },
+  { name: 'seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 } },
+  { name: 'solver', kind: { type: 'enum', values: SOLVERS } },
+  { name: 'solver-steps', kind: { type: 'int', min: 1 } },
+  RUNTIME_NODE_FIRST,
+  ...BROWSER_FLAGS,
+  { name: 'json', kind: { type: 'bool' } },
+];
+
+export const INFO_FLAGS: FlagSpec[] = [
+  { name: 'runtime', kind: { type: 'enum', values: ['all', 'node', 'browser'] } },
+  ...BROWSER_FLAGS,
+  { name: 'datasets', kind: { type: 'bool' } },
+  { name: 'json', kind: { type: 'bool' } },
+];
+
+
+/** Reads --checkpoint (input errors exit 2) and finds its method. */
+function loadModel(checkpoint: unknown): { ck: DecodedCheckpoint; method: Method; model: ModelCheckpoint } {
+  if (typeof checkpoint !== 'string') throw new UsageError('--checkpoint: required (the model.safetensors of a run, e.g. runs/otcfm-8gaussians-moons-0/model.safetensors)');
+  let ck: DecodedCheckpoint;
+  try {
+    ck = readCheckpoint(checkpoint);
+  } catch (e) {
+    throw new UsageError(`--checkpoint: ${(e as Error).message}`);
+  }
+  const method = (ck.config.method ?? ck.trainConfig.method) as Method;
+  if (![...CFM_METHODS, ...FLOW_METHODS].includes(method)) {
+    throw new UsageError(`--checkpoint: ${checkpoint} names an unknown method ${JSON.stringify(method)} in its config`);
+  }
+  return { ck, method, model: { config: { ...ck.trainConfig, ...ck.config }, params: ck.state.params, step: ck.state.step } };
+}
+
+function solverFlags(v: Record<string, unknown>, given: Set<string>, method: Method): { solver?: Solver; solverSteps?: number } {
+  if (familyOf(method) === 'flow') {
+    for (const f of ['solver', 'solver-steps']) if (given.has(f)) throw new UsageError(`--${f}: the normalizing flow ${method} samples without an ODE solver; leave --${f} out`);
+    return {};
+  }
+  return { solver: (v.solver as Solver | undefined) ?? 'rk4', solverSteps: (v['solver-steps'] as number | undefined) ?? 100 };
+}
+
+async function availableOr(method: Method, ctx: CliContext, command: string): Promise<boolean> {
+  const impl = (await loadJobs()).getMethod(method);
+  if (typeof impl === 'string') {
+    ctx.stderr.write(`wgflow ${command}: ${impl}\n`);
+    return false;
+  }
+  return true;
+}
+
+function browserOpts(v: Record<string, unknown>, ctx: CliContext, json: boolean) {
+  return {
+    chromium: v.chromium as string | undefined,
+    gpu: gpuOption(v.gpu),
+    onLog: (line: string) => ctx.stderr.write(`page: ${line}\n`),
+    onBrowserStart: json ? undefined : (exe: string, gpu: boolean) => ctx.stderr.write(`browser: ${exe} (headless${gpu ? ', GPU flags' : ', SwiftShader'})\n`),
+  };
+}
+
+function withInterrupt<T>(ctx: CliContext, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const remove = onInterrupt(() => {
+    controller.abort(new Error('interrupted (Ctrl-C)'));
+    ctx.stderr.write('\ninterrupted (Ctrl-C again quits at once)\n');
+  });
+  return run(controller.signal).finally(remove);
+}
+
+export async function sampleCommand(argv: string[], ctx: CliContext): Promise<number> {
+  const p = parseFlags('sample', argv, SAMPLE_FLAGS);
+  if (p.help) {
+    ctx.stdout.write(SAMPLE_HELP);
+    return 0;
+  }
+  const v = p.values;
+  const { method, model, ck } = loadModel(v.checkpoint);
+  const solver = solverFlags(v, p.given, method);
+  const ckptPath = v.checkpoint as string;
+  const out = path.resolve(ctx.cwd, (v.out as string | undefined) ?? path.join(path.dirname(ckptPath), 'samples.npy'));
+  const ext = path.extname(out).toLowerCase();
+  if (ext !== '.npy' && ext !== '.csv') throw new UsageError(`--out: expected a file name ending in .npy or .csv, got ${JSON.stringify(v.out)}`);
+  if (!existsSync(path.dirname(out))) throw new UsageError(`--out: the folder ${path.dirname(out)} does not exist`);
+  const runtime = (v.runtime as 'node' | 'browser' | undefined) ?? 'node';
+  const json = v.json === true;
+  if (runtime === 'browser') await resolveChromium(v.chromium as string | undefined);
+  if (!(await availableOr(method, ctx, 'sample'))) return 1;
+  const n = (v.n as number | undefined) ?? 10000;
+  const seed = (v.seed as number | undefined) ?? 0;
+  let adapter: AdapterReport | null = null;
+  const t0 = performance.now();
+  const { result } = await withInterrupt(ctx, (signal) =>
+    runTaskIn<SampleTaskResult>(
+      ctx,
+      { command: 'sample', runtime, method, checkpoint: model, options: { n, seed, ...solver } },
+      {
+        ...browserOpts(v, ctx, json),
+        signal,
+        onMessage: (m: TaskMessage) => {
+          if (m.type === 'adapter') {
+            adapter = m.adapter;
+            if (!json) ctx.stderr.write(`adapter: ${adapterSummary(m.adapter)}\n`);
+          }
+        },
+      },
+    ),
+  );
+  const s = result.samples;
+  writeFileAtomic(out, ext === '.npy' ? encodeNpy(s.data, [s.n, s.dim]) : encodeCsv(s.data, s.n, s.dim));
+  const shown = displayPath(ctx.cwd, out);
+  const seconds = (performance.now() - t0) / 1000;
+  if (json) {
+    ctx.stdout.write(
+      `${JSON.stringify({ type: 'sample', method, checkpoint: ckptPath, step: ck.state.step, n: s.n, dim: s.dim, solver: solver.solver ?? null, solver_steps: solver.solverSteps ?? null, nfe: result.nfe, seed, runtime, adapter: adapter ? adapterSummary(adapter) : null, out: shown, seconds: +seconds.toFixed(3) })}\n`,
+    );
+  } else {
+    ctx.stdout.write(`wrote ${s.n} × ${s.dim} samples to ${shown} (${method}, step ${ck.state.step}${solver.solver ? `, ${solver.solver} ${solver.solverSteps} steps` : ''}, ${seconds.toFixed(1)} s)\n`);
+  }
+  return 0;
+}
+
+export async function evalCommand(argv: string[], ctx: CliContext): Promise<number> {
+  const p = parseFlags('eval', argv, EVAL_FLAGS);
+  if (p.help) {
+    ctx.stdout.write(EVAL_HELP);
+    return 0;
+  }
+  const v = p.values;
+  const { method, model, ck } = loadModel(v.checkpoint);
+  const solver = solverFlags(v, p.given, method);
+  if (p.given.has('data') && p.given.has('target')) throw new UsageError('--data and --target: give one of them');
+  const dataFile = v.data as string | undefined;
+  const data = dataFile ? loadData(dataFile) : undefined;
+  const target = dataFile ? null : typeof v.target === 'string' ? checkDataset('target', v.target) : ((model.config.target as string | null | undefined) ?? null);
+  if (!dataFile && target === null) {
+    const trainedOn = ck.trainConfig.data_file as string | undefined;
+    if (!trainedOn) throw new UsageError('--target: the checkpoint names no target; pass --target NAME or --data FILE');
+    throw new UsageError(`--data: the model was trained on the data file ${trainedOn}; pass --data FILE (or --target NAME)`);
+  }
+  const runtime = (v.runtime as 'node' | 'browser' | undefined) ?? 'node';
+  const json = v.json === true;
+  if (runtime === 'browser') await resolveChromium(v.chromium as string | undefined);
+  if (!(await availableOr(method, ctx, 'eval'))) return 1;
+  const n = (v.n as number | undefined) ?? 2048;
+  const seed = (v.seed as number | undefined) ?? 0;
+  let adapter: AdapterReport | null = null;
+  const t0 = performance.now();
+  const { result } = await withInterrupt(ctx, (signal) =>
+    runTaskIn<EvalTaskResult>(
+      ctx,
+      { command: 'eval', runtime, method, checkpoint: model, options: { target, data, n, seed, source: (model.config.source as string | null | undefined) ?? null, ...solver } },
+      {
+        ...browserOpts(v, ctx, json),
+        signal,
+        onMessage: (m: TaskMessage) => {
+          if (m.type === 'adapter') {
+            adapter = m.adapter;
+            if (!json) ctx.stderr.write(`adapter: ${adapterSummary(m.adapter)}\n`);
+          }
+        },
+      },
+    ),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const out = {
+    type: 'eval',
+    method,
+    checkpoint: v.checkpoint,
+    step: ck.state.step,
+    source: (model.config.source as string | null | undefined) ?? null,
+    target: target ?? dataFile ?? null,
+    n,
+    seed,
+    w2: result.w2 ?? null,
+    npe: result.npe ?? null,
+    nll: result.nll ?? null,
+    nfe: result.nfe ?? null,
+    runtime,
+    adapter: adapter ? adapterSummary(adapter) : null,
+    seconds: +seconds.toFixed(3),
+  };
+  if (json) ctx.stdout.write(`${JSON.stringify(out)}\n`);
+  else {
+    ctx.stdout.write(
+      `${method} at step ${ck.state.step}, target ${out.target}, ${n} points (${seconds.toFixed(1)} s)\n` +
+        `  W2   ${fmtNum(out.w2)}\n  NPE  ${fmtNum(out.npe)}\n  NLL  ${fmtNum(out.nll)}${out.nll !== null ? ' nats' : ''}\n`,
+    );
+  }
+  return 0;
+}
+
+function adapterLines(a: AdapterReport, userAgent?: string): string {
+  const lim = a.limits;
+  const key = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage'];
+  const lines = [
+    `  adapter        ${adapterSummary(a)}`,
+    `  vendor         ${a.vendor}`,
+    `  architecture   ${a.architecture}`,
+    ...(a.device ? [`  device         ${a.device}`] : []),
+    ...(a.description ? [`  description    ${a.description}`] : []),
+    `  kind           ${a.kind}${a.kind === 'software' ? ' (WebGPU on the CPU: correct but slow)' : ''}`,
+    ...(userAgent ? [`  browser        ${userAgent}`] : []),
+    `  features       ${a.features.join(', ') || '(none)'}`,
+    '  limits',
+    ...Object.keys(lim)
+      .sort((x, y) => (key.includes(x) ? key.indexOf(x) : 99) - (key.includes(y) ? key.indexOf(y) : 99) || x.localeCompare(y))
+      .map((k) => `    ${k.padEnd(42)} ${lim[k]}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export async function infoCommand(argv: string[], ctx: CliContext): Promise<number> {
+  const p = parseFlags('info', argv, INFO_FLAGS);
+  if (p.help) {
+    ctx.stdout.write(INFO_HELP);
+    return 0;
+  }
+  const v = p.values;
+  const json = v.json === true;
+  if (v.datasets) {
+    if (json) for (const [name, d] of Object.entries(DATASETS)) ctx.stdout.write(`${JSON.stringify({ type: 'dataset', name, dim: d.dim, description: d.description, entropy: d.entropy ?? null })}\n`);
+    else {
+      ctx.stdout.write('datasets (for --source and --target):\n');
+      for (const [name, d] of Object.entries(DATASETS)) ctx.stdout.write(`  ${name.padEnd(22)} ${d.description}\n`);
+    }
+    return 0;
+  }
+  const which = (v.runtime as string | undefined) ?? 'all';
+  const runtimes: ('node' | 'browser')[] = which === 'all' ? ['node', 'browser'] : [which as 'node' | 'browser'];
+  let ok = 0;
+  if (!json) ctx.stdout.write(`wgflow ${ctx.version}, Node ${process.version}, ${process.platform}-${process.arch}\n`);
+  for (const runtime of runtimes) {
+    try {
+      const { result } = await runTaskIn<InfoTaskResult>(ctx, { command: 'info', runtime }, { ...browserOpts(v, ctx, true), onMessage: () => {} });
+      ok++;
+      if (json) ctx.stdout.write(`${JSON.stringify({ type: 'info', ...result.adapter, summary: adapterSummary(result.adapter), user_agent: result.userAgent ?? null })}\n`);
+      else ctx.stdout.write(`\n${runtime === 'node' ? 'node (Dawn)' : 'browser (headless Chromium)'}\n${adapterLines(result.adapter, result.userAgent)}`);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (json) ctx.stdout.write(`${JSON.stringify({ type: 'info', runtime, error: msg })}\n`);
+      else ctx.stdout.write(`\n${runtime}: no adapter: ${msg}\n`);
+    }
+  }
+  return ok > 0 ? 0 : 1;
+}
+
+export async function benchCommand(argv: string[], ctx: CliContext): Promise<number> {
+  // The suite owns its flags (it validates them and exits 2 on bad ones): pass them through.
+  if (argv.includes('--help') || argv.includes('-h')) {
+    ctx.stdout.write(BENCH_HELP);
+    return 0;
+  }
+  const entry = path.join(ctx.root, 'bench', 'run.ts');
+  if (!existsSync(entry)) {
+    ctx.stderr.write('wgflow bench: bench/run.ts is not in this checkout yet (the benchmark suite is being written); nothing was run\n');
+    return 1;
+  }
+  // The suite parses the same flags; run it as its own process (it manages its own browser).
+  const child = spawn(process.execPath, [path.join(ctx.root, 'scripts', 'run-ts.mjs'), entry, ...argv], { stdio: 'inherit', cwd: ctx.cwd });
+  // Ctrl-C reaches the child through the terminal's process group: wait for it to wind down.
+  // SIGTERM (sent to us alone) is passed on.
+  const ignore = () => {};
+  const forward = () => child.kill('SIGTERM');
+  process.on('SIGINT', ignore);
+  process.on('SIGTERM', forward);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : 1)));
+    });
+  } finally {
+    process.off('SIGINT', ignore);
+    process.off('SIGTERM', forward);
+  }
+}

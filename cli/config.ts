@@ -1,0 +1,164 @@
+/**
+ * From flags to a TrainConfig: defaults, dataset and method validation, the default output folder,
+ * and the checks --resume makes against the checkpoint it continues. Node only (reads --data files).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { DATASETS } from '../datasets/toy2d';
+import { loadDataFile } from '../datasets/files';
+import { UsageError, suggest, type FlagSpec, type Parsed } from './args';
+import { CFM_METHODS, FLOW_METHODS, type DataMatrix, type Method, type TrainConfig } from './job';
+import { familyOf } from './methods';
+
+export const ALL_METHODS: readonly Method[] = [...CFM_METHODS, ...FLOW_METHODS];
+
+/** Flags shared by train and serve: the model, the data and the optimiser. */
+export const MODEL_FLAGS: FlagSpec[] = [
+  { name: 'method', kind: { type: 'enum', values: ALL_METHODS } },
+  { name: 'source', kind: { type: 'string', meta: 'a dataset name' } },
+  { name: 'target', kind: { type: 'string', meta: 'a dataset name' } },
+  { name: 'data', kind: { type: 'string', meta: 'a .npy or .csv file' } },
+  { name: 'sigma', kind: { type: 'number', min: 0 } },
+  { name: 'ot', kind: { type: 'enum', values: ['exact', 'sinkhorn'] } },
+  { name: 'option', kind: { type: 'keyvalue' }, repeatable: true },
+  { name: 'steps', kind: { type: 'int', min: 1 } },
+  { name: 'batch', kind: { type: 'int', min: 1 } },
+  { name: 'lr', kind: { type: 'number', positive: true } },
+  { name: 'seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 } },
+];
+
+export const BROWSER_FLAGS: FlagSpec[] = [
+  { name: 'chromium', kind: { type: 'string', meta: 'the path of a Chromium executable' } },
+  { name: 'gpu', kind: { type: 'enum', values: ['auto', 'on', 'off'] } },
+];
+
+export function checkDataset(flag: string, name: string): string {
+  if (!Object.prototype.hasOwnProperty.call(DATASETS, name)) {
+    throw new UsageError(`--${flag}: unknown dataset ${JSON.stringify(name)}${suggest(name, Object.keys(DATASETS))}; accepted: ${Object.keys(DATASETS).join(', ')} (or --data FILE for your own)`);
+  }
+  return name;
+}
+
+export function loadData(file: string, flag = 'data'): DataMatrix {
+  try {
+    return loadDataFile(file);
+  } catch (e) {
+    throw new UsageError(`--${flag}: ${(e as Error).message}`);
+  }
+}
+
+/** The CLI's part of a run's identity, stored in the checkpoint (metadata "train_config") for --resume. */
+export interface StoredTrainConfig {
+  method: Method;
+  source: string | null;
+  target: string | null;
+  data_file: string | null;
+  steps: number;
+  batch: number;
+  lr: number;
+  seed: number;
+  options: Record<string, unknown>;
+}
+
+export interface ResolvedModel {
+  config: TrainConfig;
+  stored: StoredTrainConfig;
+}
+
+/** Options from --sigma, --ot and --option KEY=VALUE. */
+export function optionsFrom(values: Record<string, unknown>): Record<string, unknown> {
+  const options: Record<string, unknown> = {};
+  if (values.sigma !== undefined) options.sigma = values.sigma;
+  if (values.ot !== undefined) options.ot = values.ot;
+  for (const [k, v] of (values.option as [string, unknown][] | undefined) ?? []) options[k] = v;
+  return options;
+}
+
+/**
+ * Method, source, target/data, batch, lr, seed and options from flags with the defaults of SPEC §4.
+ * `steps` must be resolved by the caller (it depends on the runtime).
+ */
+export function resolveModel(p: Parsed, steps: number): ResolvedModel {
+  const v = p.values;
+  const method = (v.method as Method | undefined) ?? 'otcfm';
+  const family = familyOf(method);
+  if (p.given.has('source') && family === 'flow') {
+    throw new UsageError(`--source: not used by the normalizing flow ${method} (its base distribution is N(0, I)); leave --source out`);
+  }
+  if (p.given.has('source') && method === 'fm') {
+    throw new UsageError('--source: not used by fm (Lipman flow matching starts from N(0, I)); leave --source out, or use icfm/otcfm with --source gaussian');
+  }
+  if (p.given.has('data') && p.given.has('target')) {
+    throw new UsageError('--data and --target: give one of them (--data FILE replaces the target dataset)');
+  }
+  if (family === 'flow' && (p.given.has('sigma') || p.given.has('ot'))) {
+    const flag = p.given.has('sigma') ? 'sigma' : 'ot';
+    throw new UsageError(`--${flag}: a flow-matching option, not used by the normalizing flow ${method}`);
+  }
+  if (p.given.has('ot') && method !== 'otcfm' && method !== 'sbcfm') throw new UsageError(`--ot: only otcfm and sbcfm use an OT plan (method is ${method})`);
+  const source = family === 'cfm' && method !== 'fm' ? checkDataset('source', (v.source as string | undefined) ?? '8gaussians') : null;
+  const dataFile = (v.data as string | undefined) ?? null;
+  const target = dataFile ? null : checkDataset('target', (v.target as string | undefined) ?? (family === 'cfm' ? 'moons' : 'ffjord-moons'));
+  const data = dataFile ? loadData(dataFile) : undefined;
+  const stored: StoredTrainConfig = {
+    method,
+    source,
+    target,
+    data_file: dataFile,
+    steps,
+    batch: (v.batch as number | undefined) ?? 256,
+    lr: (v.lr as number | undefined) ?? 1e-3,
+    seed: (v.seed as number | undefined) ?? 0,
+    options: optionsFrom(v),
+  };
+  return { stored, config: toTrainConfig(stored, data) };
+}
+
+export function toTrainConfig(s: StoredTrainConfig, data?: DataMatrix): TrainConfig {
+  const c: TrainConfig = { method: s.method, source: s.source, target: s.target, steps: s.steps, batch: s.batch, lr: s.lr, seed: s.seed, options: { ...s.options } };
+  if (data) c.data = data;
+  return c;
+}
+
+/** runs/<method>-<source>-<target>-<seed>/ (parts that do not apply are left out). */
+export function defaultOutDir(s: Pick<StoredTrainConfig, 'method' | 'source' | 'target' | 'data_file' | 'seed'>): string {
+  const target = s.target ?? (s.data_file ? path.basename(s.data_file).replace(/\.(npy|csv)$/i, '') : 'data');
+  return path.join('runs', [s.method, s.source, target, String(s.seed)].filter((x) => x !== null && x !== '').join('-'));
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * --resume: the flags given must agree with the run being continued (it is the same run); those
+ * not given are taken from it. Returns the configuration to continue with.
+ */
+export function mergeResume(p: Parsed, prev: StoredTrainConfig, checkpointStep: number, dir: string): ResolvedModel {
+  const v = p.values;
+  const conflict = (flag: string, was: unknown, got: unknown) =>
+    new UsageError(`--${flag}: the run in ${dir} was trained with ${JSON.stringify(was)}, got ${JSON.stringify(got)} (--resume continues the same run; use another --out for a new one)`);
+  const pairs: [string, keyof StoredTrainConfig, unknown][] = [
+    ['method', 'method', v.method],
+    ['source', 'source', v.source],
+    ['target', 'target', v.target],
+    ['data', 'data_file', v.data],
+    ['batch', 'batch', v.batch],
+    ['lr', 'lr', v.lr],
+    ['seed', 'seed', v.seed],
+  ];
+  for (const [flag, key, got] of pairs) if (p.given.has(flag) && !same(prev[key], got)) throw conflict(flag, prev[key], got);
+  const given = optionsFrom(v);
+  for (const [k, val] of Object.entries(given)) {
+    if (!same(prev.options?.[k], val)) throw conflict(k === 'sigma' || k === 'ot' ? k : `option ${k}`, prev.options?.[k] ?? null, val);
+  }
+  const steps = (v.steps as number | undefined) ?? prev.steps;
+  if (steps < checkpointStep) {
+    throw new UsageError(`--steps: the checkpoint in ${dir} is already at step ${checkpointStep}; pass --steps ${checkpointStep} or more (the total, not the number of extra steps)`);
+  }
+  const stored: StoredTrainConfig = { ...prev, options: { ...(prev.options ?? {}) }, steps };
+  let data: DataMatrix | undefined;
+  if (stored.data_file) {
+    if (!existsSync(stored.data_file)) throw new UsageError(`--resume: the run was trained on --data ${stored.data_file}, which is no longer there`);
+    data = loadData(stored.data_file);
+  }
+  return { stored, config: toTrainConfig(stored, data) };
+}

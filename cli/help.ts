@@ -1,0 +1,140 @@
+/** The --help texts (SPEC §4). */
+import { CFM_METHODS, FLOW_METHODS } from './job';
+
+export const DEFAULT_STEPS_SOFTWARE = 2000;
+export const DEFAULT_STEPS_GPU = 20000;
+
+export const MAIN_HELP = `wgflow — train flow-matching and normalizing-flow models on WebGPU (headless Chromium or Node)
+
+usage: wgflow <command> [--flags]
+
+commands:
+  train     train a model, write checkpoint, pictures, metrics and report.html
+  sample    draw samples from a checkpoint into .npy or .csv
+  eval      W2, NPE and NLL of a checkpoint
+  bench     run the benchmarks (bench/run.ts)
+  info      the WebGPU adapter(s) available: vendor, architecture, software/hardware, limits, features
+  serve     a page on 127.0.0.1 that trains in your browser and shows samples moving
+
+  wgflow <command> --help   for the flags of a command
+
+exit status: 0 success, 1 the run failed (the message says why), 2 usage or input error
+examples:
+  wgflow train                                   # OT-CFM 8gaussians → moons in headless Chromium
+  wgflow train --method icfm --source gaussian --runtime node --steps 500
+  wgflow sample --checkpoint runs/otcfm-8gaussians-moons-0/model.safetensors --n 10000 --out x.npy
+`;
+
+export const TRAIN_HELP = `usage: wgflow train [--method M] [--source NAME] [--target NAME | --data FILE] [flags]
+
+Trains one model and writes into --out: metrics.json, model.safetensors, samples.png,
+trajectories.png (flow matching), density.png (2-D flows), loss.png, report.html.
+
+model and data
+  --method M           flow matching: ${CFM_METHODS.join(', ')}  (default otcfm)
+                       normalizing flows: ${FLOW_METHODS.join(', ')}
+  --source NAME        source distribution of flow matching (default 8gaussians); not used by
+                       fm (its source is N(0, I)) nor by flows (their base is N(0, I))
+  --target NAME        target distribution (default moons; flows: ffjord-moons)
+  --data FILE          a .npy or .csv matrix (rows are points) as the target instead of --target
+                       datasets: wgflow info --datasets
+  --sigma X            CFM σ (default 0.1; sbcfm 1.0)
+  --ot exact|sinkhorn  OT plan of otcfm (default exact)
+  --option KEY=VALUE   any other trainer option (repeatable; VALUE is parsed as JSON when it can be)
+
+training
+  --steps N            total steps. Default ${DEFAULT_STEPS_SOFTWARE} when WebGPU runs on the CPU (SwiftShader, no GPU
+                       device on this machine: the demo then takes minutes), ${DEFAULT_STEPS_GPU} with a GPU
+                       (the length of the torchcfm tutorials)
+  --batch B            batch size (default 256)
+  --lr X               Adam learning rate (default 1e-3)
+  --seed S             random seed (default 0): same seed, same result, in either runtime
+  --checkpoint-every N write model.safetensors every N steps (default: about 10 times per run) and at the end
+  --resume             continue the run in --out from its last checkpoint up to --steps in total
+
+runtime
+  --runtime R          browser (default: headless Chromium, its WebGPU) or node (Dawn in this process)
+  --chromium PATH      Chromium to use (default: $WGFLOW_CHROMIUM, else /usr/bin/chromium, …)
+  --gpu auto|on|off    Chromium's GPU (Vulkan) flags; auto: on when a GPU device node exists
+
+output
+  --out DIR            default runs/<method>-<source>-<target>-<seed>/
+  --json               JSON lines on stdout; the last one is the result object:
+                       {"type":"result", method, source, target, steps, batch, seed, runtime, adapter,
+                        w2, npe, nll, loss, ms_per_step, dispatches_per_step, out}
+  -h, --help
+
+Progress: a bar on a terminal (step, loss, steps/s, ETA), plain lines otherwise. Ctrl-C stops the
+run, closes the browser, and keeps the last checkpoint (continue with --resume).
+`;
+
+export const SAMPLE_HELP = `usage: wgflow sample --checkpoint FILE [--n N] [--solver S] [--solver-steps K] [--out FILE.npy|.csv]
+
+Draws N samples from a trained model and writes them as .npy (float32, N×dim) or .csv.
+
+  --checkpoint FILE    a model.safetensors written by wgflow train (required)
+  --n N                number of samples (default 10000)
+  --solver S           ODE solver of flow matching: rk4 (default), euler, midpoint, dopri5
+  --solver-steps K     fixed solver steps (default 100; dopri5: the initial number)
+  --seed S             seed of the source samples (default 0)
+  --out FILE           .npy or .csv (default samples.npy next to the checkpoint)
+  --runtime R          node (default) or browser
+  --chromium PATH, --gpu auto|on|off   as for train
+  --json               print the result as one JSON line
+  -h, --help
+`;
+
+export const EVAL_HELP = `usage: wgflow eval --checkpoint FILE [--target NAME | --data FILE] [flags]
+
+Evaluates a trained model: W2 (exact OT between 2 048 generated and 2 048 fresh target points),
+NPE (flow matching), NLL in nats (flows).
+
+  --checkpoint FILE    a model.safetensors written by wgflow train (required)
+  --target NAME        target dataset (default: the one it was trained on)
+  --data FILE          .npy or .csv target data instead
+  --n N                points for W2 (default 2048)
+  --seed S             seed (default 0)
+  --solver S, --solver-steps K   ODE solver for flow matching (default rk4, 100)
+  --runtime R          node (default) or browser
+  --chromium PATH, --gpu auto|on|off   as for train
+  --json               print the result as one JSON line
+  -h, --help
+`;
+
+export const BENCH_HELP = `usage: wgflow bench [flags of bench/run.ts]
+
+Runs the benchmark suite bench/run.ts (matmul GFLOP/s per kernel variant, the MLP + Adam training
+step, …) and prints its tables next to the peer figures of SPEC §5.4. Every flag is passed to the
+suite unchanged; it validates them (exit status 2 on a bad one). Among them:
+
+  --runtime node|browser|both   where to run (default both, one after the other)
+  --json               JSON lines
+  --quick              fewer sizes and repetitions
+  (SPEC §4 also plans --suite kernels|train|sample|ot|all and --peers.)
+  -h, --help
+`;
+
+export const INFO_HELP = `usage: wgflow info [--runtime node|browser|all] [--json] [--datasets]
+
+Prints the WebGPU adapter of each runtime: vendor, architecture, software or hardware, limits and
+features. Exit status 1 when no runtime has an adapter.
+
+  --runtime R          node, browser or all (default all)
+  --chromium PATH, --gpu auto|on|off   as for train
+  --datasets           list the dataset names accepted by --source and --target
+  --json               one JSON object per runtime
+  -h, --help
+`;
+
+export const SERVE_HELP = `usage: wgflow serve [--method M] [--source NAME] [--target NAME] [--steps N] [--port P] [flags]
+
+Serves a page on http://127.0.0.1:PORT/ that trains in your browser (WebGPU) and redraws the
+samples about twice a second while it trains. Open the printed URL in Chrome/Edge (or any browser
+with WebGPU). Ctrl-C stops the server.
+
+  --method, --source, --target, --batch, --lr, --seed, --sigma, --ot, --option   as for train
+  --steps N            default 20000 (stop any time)
+  --port P             port on 127.0.0.1 (default 8787; 0 picks a free one)
+  --data FILE          a .npy or .csv target (sent to the page)
+  -h, --help
+`;

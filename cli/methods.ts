@@ -1,0 +1,77 @@
+/**
+ * What the command line needs from a method besides training (cli/job.ts): sampling from and
+ * evaluating a trained model given its checkpoint. cli/jobs.ts builds one MethodImpl per method from
+ * the trainers' exports. Browser-safe (no Node imports): the page runs these too.
+ */
+import type { DataMatrix, Method, TrainConfig, TrainJob, TrainState } from './job';
+import { CFM_METHODS } from './job';
+
+/** The model part of a checkpoint: what sampling and evaluation need. */
+export interface ModelCheckpoint {
+  /** The training configuration as resolved by the trainer (metadata "config"). */
+  config: Record<string, unknown>;
+  params: TrainState['params'];
+  step: number;
+}
+
+export type Solver = 'rk4' | 'euler' | 'midpoint' | 'dopri5';
+export const SOLVERS: readonly Solver[] = ['rk4', 'euler', 'midpoint', 'dopri5'];
+
+export interface SampleOptions {
+  n: number;
+  seed: number;
+  /** CFM only. */
+  solver?: Solver;
+  solverSteps?: number;
+  /** CFM: also return positions at this many evenly spaced times (including t = 0 and 1). */
+  trajectoryTimes?: number;
+}
+
+export interface SampleResult {
+  samples: DataMatrix;
+  trajectories?: Float32Array[];
+  /** Number of vector-field evaluations (CFM). */
+  nfe?: number | null;
+}
+
+export interface EvalOptions {
+  /** Target dataset name (default: the checkpoint's), or data. */
+  target: string | null;
+  data?: DataMatrix;
+  /** CFM source (default: the checkpoint's). */
+  source?: string | null;
+  /** Points for W2 (SPEC §3: 2 048). */
+  n: number;
+  seed: number;
+  solver?: Solver;
+  solverSteps?: number;
+}
+
+export interface EvalResult {
+  w2: number | null;
+  npe: number | null;
+  nll: number | null;
+  nfe?: number | null;
+}
+
+export interface MethodImpl {
+  family: 'cfm' | 'flow';
+  job: TrainJob;
+  /**
+   * The configuration the trainer will resolve from `cfg` (defaults filled in), when it can say so
+   * before training: stored in intermediate checkpoints so that they can be sampled from.
+   */
+  resolveConfig?(cfg: TrainConfig): Record<string, unknown>;
+  sample(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult>;
+  evaluate(ckpt: ModelCheckpoint, opts: EvalOptions): Promise<EvalResult>;
+}
+
+/** What cli/jobs.ts (or a WGFLOW_JOBS replacement) exports. */
+export interface JobsModule {
+  /** The implementation of `method`, or a string saying why it is not available. */
+  getMethod(method: Method): MethodImpl | string;
+}
+
+export function familyOf(method: Method): 'cfm' | 'flow' {
+  return (CFM_METHODS as readonly string[]).includes(method) ? 'cfm' : 'flow';
+}

@@ -1,0 +1,133 @@
+/**
+ * Runs a task (cli/tasks.ts) in Node (Dawn, in this process) or in headless Chromium (the page
+ * entry page/entry.ts, bundled on demand into node_modules/.cache/wgflow/). Node only.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { UsageError } from './args';
+import { buildCached, cacheDir, shortHash } from './build.mjs';
+import type { JobsModule } from './methods';
+import type { TaskArgs, TaskMessage } from './tasks';
+
+export interface RunnerContext {
+  root: string;
+  /** WGFLOW_JOBS test seam: a module replacing cli/jobs.ts. */
+  jobsOverride?: string;
+}
+
+export interface BrowserOptions {
+  chromium?: string;
+  gpu?: boolean;
+}
+
+export interface RunTaskOptions extends BrowserOptions {
+  onMessage: (m: TaskMessage) => void;
+  /** Page console lines (browser runtime). */
+  onLog?: (line: string) => void;
+  /** Node runtime: passed to the trainer (Ctrl-C). The browser runtime closes the browser instead. */
+  signal?: AbortSignal;
+  /** Called once the browser is about to start (to tell the user what is going on). */
+  onBrowserStart?: (executable: string, gpu: boolean) => void;
+}
+
+let prepared = false;
+
+/**
+ * Environment for Dawn in this process, set before the first adapter request (native code reads
+ * it then): without a GPU device node, Vulkan is pointed straight at Chromium's SwiftShader (the
+ * engine would end up there anyway, after the system's lavapipe is tried and rejected with a
+ * warning on stderr); on GPU containers that mount the NVIDIA ICD outside the loader's search path,
+ * VK_DRIVER_FILES names it (SPEC §1); and a private XDG_RUNTIME_DIR quiets the Vulkan loader's
+ * complaint on servers without a login session. Variables the user set are left alone.
+ */
+async function prepareNodeEnvironment(): Promise<void> {
+  if (prepared) return;
+  prepared = true;
+  const env = process.env;
+  const { gpuDetected } = await import('../browser/chromium');
+  const { SWIFTSHADER_ICD_PATHS } = await import('../engine/runtime');
+  if (!env.VK_ICD_FILENAMES && !env.VK_DRIVER_FILES) {
+    if (!gpuDetected()) {
+      const icd = SWIFTSHADER_ICD_PATHS.find((p) => existsSync(p));
+      if (icd) env.VK_ICD_FILENAMES = icd;
+    } else {
+      const nvidia = '/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json';
+      if (existsSync(nvidia) && !existsSync('/usr/share/vulkan/icd.d/nvidia_icd.json') && !existsSync('/etc/vulkan/icd.d/nvidia_icd.json')) env.VK_DRIVER_FILES = nvidia;
+    }
+  }
+  if (!env.XDG_RUNTIME_DIR) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'wgflow-xdg-'));
+    env.XDG_RUNTIME_DIR = dir;
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+}
+
+let jobsPromise: Promise<JobsModule> | null = null;
+
+/** The trainer registry for the Node runtime (bundled into the CLI by bin/wgflow.js). */
+export function loadJobs(): Promise<JobsModule> {
+  // A dynamic import keeps the trainers (and the engine) out of the start-up path of --help and
+  // usage errors; esbuild still bundles it.
+  jobsPromise ??= import('./jobs') as Promise<JobsModule>;
+  return jobsPromise;
+}
+
+/** Builds (if stale) the page bundle for `entry` (relative to root), returns its path. */
+export async function pageBundle(ctx: RunnerContext, entry: string): Promise<string> {
+  const name = path.basename(entry).replace(/\.ts$/, '');
+  return buildCached({
+    root: ctx.root,
+    entry: path.join(ctx.root, entry),
+    outfile: path.join(cacheDir(ctx.root), `page-${name}-${shortHash(ctx.root, ctx.jobsOverride ?? '')}.js`),
+    platform: 'browser',
+    jobsOverride: ctx.jobsOverride,
+  });
+}
+
+/**
+ * The Chromium to launch (--chromium, else WGFLOW_CHROMIUM, else the usual paths). A bad --chromium
+ * or WGFLOW_CHROMIUM is an input error (UsageError, exit 2); no Chromium at all is not.
+ */
+export async function resolveChromium(explicit?: string): Promise<string> {
+  const { findChromium } = await import('../browser/chromium');
+  try {
+    return findChromium(explicit);
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (explicit) throw new UsageError(`--chromium: ${msg}`);
+    if (msg.startsWith('WGFLOW_CHROMIUM=')) throw new UsageError(msg);
+    throw e;
+  }
+}
+
+export async function runTaskIn<T>(ctx: RunnerContext, args: TaskArgs, opts: RunTaskOptions): Promise<{ result: T }> {
+  if (args.runtime === 'node') {
+    await prepareNodeEnvironment();
+    const jobs = await loadJobs();
+    const { runTask } = await import('./tasks');
+    const result = (await runTask(jobs, args, opts.onMessage, opts.signal)) as T;
+    return { result };
+  }
+  const bundle = await pageBundle(ctx, 'page/entry.ts');
+  const { runInBrowser } = await import('../browser/run-in-page');
+  const { gpuDetected } = await import('../browser/chromium');
+  const executable = await resolveChromium(opts.chromium);
+  const gpu = opts.gpu ?? gpuDetected();
+  opts.onBrowserStart?.(executable, gpu);
+  const run = runInBrowser<T>(bundle, {
+    args,
+    chromium: executable,
+    gpu,
+    timeoutMs: 0,
+    onMessage: (m) => opts.onMessage(m as TaskMessage),
+    onLog: opts.onLog,
+  });
+  try {
+    return { result: (await run).result };
+  } catch (e) {
+    // "<cache path of the bundle> threw in the browser: …" → name the page entry instead.
+    if (e instanceof Error && e.message.startsWith(bundle)) e.message = `the page (page/entry.ts, ${args.command})${e.message.slice(bundle.length)}`;
+    throw e;
+  }
+}

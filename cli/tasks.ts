@@ -1,0 +1,126 @@
+/**
+ * The work a command does on the GPU, written once for both runtimes: Node calls runTask() in
+ * process; the browser page (page/entry.ts) calls it with ctx.post as `post`. Arguments and results
+ * are plain data with typed arrays (they cross the page boundary as such). Browser-safe.
+ */
+import { init } from '../engine';
+import type { AdapterReport } from '../engine';
+import type { DataMatrix, Method, Progress, TrainConfig, TrainOutcome, TrainState } from './job';
+import type { EvalResult, JobsModule, MethodImpl, ModelCheckpoint, SampleOptions } from './methods';
+import { renderPictures, type Pictures } from './pictures';
+
+export interface TrainTaskArgs {
+  command: 'train';
+  runtime: 'node' | 'browser';
+  config: TrainConfig;
+  resume?: TrainState;
+  checkpointEvery: number;
+  progressIntervalMs?: number;
+}
+
+export interface SampleTaskArgs {
+  command: 'sample';
+  runtime: 'node' | 'browser';
+  method: Method;
+  checkpoint: ModelCheckpoint;
+  options: SampleOptions;
+}
+
+export interface EvalTaskArgs {
+  command: 'eval';
+  runtime: 'node' | 'browser';
+  method: Method;
+  checkpoint: ModelCheckpoint;
+  options: Parameters<MethodImpl['evaluate']>[1];
+}
+
+export interface InfoTaskArgs {
+  command: 'info';
+  runtime: 'node' | 'browser';
+}
+
+export type TaskArgs = TrainTaskArgs | SampleTaskArgs | EvalTaskArgs | InfoTaskArgs;
+
+/** Messages a task posts while it runs, in order. */
+export type TaskMessage =
+  | { type: 'adapter'; adapter: AdapterReport; userAgent?: string }
+  | ({ type: 'progress' } & Progress)
+  | { type: 'checkpoint'; state: TrainState };
+
+export interface TrainTaskResult {
+  adapter: AdapterReport;
+  config: TrainOutcome['config'];
+  state: TrainState;
+  metrics: TrainOutcome['metrics'];
+  pictures: Pictures;
+  /** Generated and target sample counts and dimension (the arrays stay where they were made). */
+  samples: { n: number; dim: number };
+  trajectories: number;
+}
+
+export interface SampleTaskResult {
+  adapter: AdapterReport;
+  samples: DataMatrix;
+  nfe: number | null;
+}
+
+export interface EvalTaskResult extends EvalResult {
+  adapter: AdapterReport;
+}
+
+export interface InfoTaskResult {
+  adapter: AdapterReport;
+  userAgent?: string;
+}
+
+function methodOrThrow(jobs: JobsModule, method: Method): MethodImpl {
+  const impl = jobs.getMethod(method);
+  if (typeof impl === 'string') throw new Error(impl);
+  return impl;
+}
+
+const userAgent = (): string | undefined => (typeof navigator !== 'undefined' && typeof document !== 'undefined' ? navigator.userAgent : undefined);
+
+export async function runTask(jobs: JobsModule, args: TaskArgs, post: (m: TaskMessage) => void, signal?: AbortSignal): Promise<unknown> {
+  const backend = await init({ runtime: args.runtime });
+  const adapter = backend.adapter;
+  post({ type: 'adapter', adapter, userAgent: userAgent() });
+  switch (args.command) {
+    case 'info':
+      return { adapter, userAgent: userAgent() } satisfies InfoTaskResult;
+    case 'train': {
+      const impl = methodOrThrow(jobs, args.config.method);
+      const outcome = await impl.job.run(
+        args.config,
+        {
+          onProgress: (p) => post({ type: 'progress', ...p }),
+          progressIntervalMs: args.progressIntervalMs ?? 500,
+          onCheckpoint: (state) => post({ type: 'checkpoint', state }),
+          checkpointEvery: args.checkpointEvery,
+          signal,
+        },
+        args.resume,
+      );
+      const pictures = await renderPictures(outcome);
+      return {
+        adapter,
+        config: outcome.config,
+        state: outcome.state,
+        metrics: outcome.metrics,
+        pictures,
+        samples: { n: outcome.samples.n, dim: outcome.samples.dim },
+        trajectories: outcome.trajectories?.length ?? 0,
+      } satisfies TrainTaskResult;
+    }
+    case 'sample': {
+      const impl = methodOrThrow(jobs, args.method);
+      const r = await impl.sample(args.checkpoint, args.options);
+      return { adapter, samples: r.samples, nfe: r.nfe ?? null } satisfies SampleTaskResult;
+    }
+    case 'eval': {
+      const impl = methodOrThrow(jobs, args.method);
+      const r = await impl.evaluate(args.checkpoint, args.options);
+      return { adapter, ...r } satisfies EvalTaskResult;
+    }
+  }
+}
