@@ -1,0 +1,155 @@
+/**
+ * The vector field v_θ(x, t): torchcfm's `MLP(dim, time_varying=True, w=64)`, i.e.
+ * [x, t] → 64 → 64 → 64 → d with SELU after every hidden layer (8 706 parameters for d = 2), t the
+ * last input. Widths and activation are configurable. Parameters live in one ParamSet (one flat
+ * GPU buffer, W_k stored [in, out] for x·W, then b_k), initialised like PyTorch's nn.Linear:
+ * W and b ~ U(−1/√fan_in, 1/√fan_in).
+ *
+ * Three evaluators share that layout: `forward` (engine ops, one fused `linear` dispatch per layer,
+ * differentiable through the tape), the fused WGSL kernels of kernels/ode.ts (whole MLP per thread),
+ * and the float64 CPU reference here (tests, divergence checks).
+ */
+import { concat, full, linear, ParamSet, type ParamSpec, type Tensor } from '../engine';
+import { Rng } from '../engine/philox';
+import { SELU_ALPHA, SELU_LAMBDA } from '../kernels/elementwise';
+import { packedLayout, type MlpActivation, type MlpLayout } from '../kernels/ode';
+
+export interface MlpConfig {
+  /** State dimension d (input d + 1 with t, output d). */
+  dim: number;
+  /** Hidden widths (default [64, 64, 64]). */
+  hidden: number[];
+  activation: MlpActivation;
+}
+
+export const MLP_ACTIVATIONS: readonly MlpActivation[] = ['selu', 'relu', 'tanh', 'sigmoid', 'none'];
+
+export function mlpDims(cfg: MlpConfig): number[] {
+  return [cfg.dim + 1, ...cfg.hidden, cfg.dim];
+}
+
+export function mlpLayout(cfg: MlpConfig): MlpLayout {
+  return packedLayout(mlpDims(cfg), cfg.activation);
+}
+
+export function paramCount(cfg: MlpConfig): number {
+  const dims = mlpDims(cfg);
+  let n = 0;
+  for (let k = 0; k + 1 < dims.length; k++) n += dims[k]! * dims[k + 1]! + dims[k + 1]!;
+  return n;
+}
+
+/** Parameter names and shapes in layout order: l{k}.W [in, out], l{k}.b [out]. */
+export function mlpShapes(cfg: MlpConfig): { name: string; shape: number[] }[] {
+  const dims = mlpDims(cfg);
+  const out: { name: string; shape: number[] }[] = [];
+  for (let k = 0; k + 1 < dims.length; k++) out.push({ name: `l${k}.W`, shape: [dims[k]!, dims[k + 1]!] }, { name: `l${k}.b`, shape: [dims[k + 1]!] });
+  return out;
+}
+
+/** Parameter specs in layout order with PyTorch nn.Linear initial values drawn from `rng`. */
+export function mlpParamSpecs(cfg: MlpConfig, rng: Rng): ParamSpec[] {
+  const dims = mlpDims(cfg);
+  const specs: ParamSpec[] = [];
+  for (let k = 0; k + 1 < dims.length; k++) {
+    const fanIn = dims[k]!;
+    const fanOut = dims[k + 1]!;
+    const bound = 1 / Math.sqrt(fanIn);
+    const w = new Float32Array(fanIn * fanOut);
+    for (let i = 0; i < w.length; i++) w[i] = rng.uniformIn(-bound, bound);
+    const b = new Float32Array(fanOut);
+    for (let i = 0; i < b.length; i++) b[i] = rng.uniformIn(-bound, bound);
+    specs.push({ name: `l${k}.W`, shape: [fanIn, fanOut], init: w }, { name: `l${k}.b`, shape: [fanOut], init: b });
+  }
+  return specs;
+}
+
+export function validateMlpConfig(cfg: MlpConfig): MlpConfig {
+  if (!Number.isInteger(cfg.dim) || cfg.dim < 1) throw new RangeError(`MLP: dim must be a positive integer, got ${cfg.dim}`);
+  if (!Array.isArray(cfg.hidden) || cfg.hidden.length === 0 || cfg.hidden.some((h) => !Number.isInteger(h) || h < 1 || h > 1024)) {
+    throw new RangeError(`MLP: hidden must be a non-empty list of widths in 1..1024, got ${JSON.stringify(cfg.hidden)}`);
+  }
+  if (!MLP_ACTIVATIONS.includes(cfg.activation)) throw new RangeError(`MLP: unknown activation "${String(cfg.activation)}"; accepted: ${MLP_ACTIVATIONS.join(', ')}`);
+  return cfg;
+}
+
+/** The model: configuration, layout and its parameters on the GPU. */
+export class VectorField {
+  readonly layout: MlpLayout;
+  readonly params: ParamSet;
+
+  constructor(readonly cfg: MlpConfig, init: Rng | Float32Array) {
+    validateMlpConfig(cfg);
+    this.layout = mlpLayout(cfg);
+    if (init instanceof Rng) this.params = new ParamSet(mlpParamSpecs(cfg, init));
+    else {
+      if (init.length !== paramCount(cfg)) throw new Error(`VectorField: ${init.length} parameter values for a model with ${paramCount(cfg)}`);
+      this.params = new ParamSet(mlpShapes(cfg).map((s, i) => {
+        const off = offsetOf(this.layout, i);
+        return { ...s, init: init.subarray(off, off + s.shape.reduce((a, b) => a * b, 1)) };
+      }));
+    }
+  }
+
+  /** v(input) for input [B, d+1] = [x, t]: one fused linear dispatch per layer, on the tape. */
+  forward(input: Tensor): Tensor {
+    const n = this.layout.dims.length - 1;
+    let h = input;
+    for (let k = 0; k < n; k++) {
+      const next = linear(h, this.params.params[2 * k]!, this.params.params[2 * k + 1]!, k < n - 1 ? this.cfg.activation : 'none');
+      if (h !== input) h.dispose();
+      h = next;
+    }
+    return h;
+  }
+
+  /** v(x, t) for x [B, d] at one time t (op-by-op: a fill, a concat, then the layers). */
+  at(x: Tensor, t: number): Tensor {
+    const tc = full([x.shape[0]!, 1], t);
+    const input = concat([x, tc], 1);
+    tc.dispose();
+    const v = this.forward(input);
+    input.dispose();
+    return v;
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+}
+
+/** Element offset of parameter i (W0, b0, W1, …) in the packed layout. */
+export function offsetOf(l: MlpLayout, i: number): number {
+  const k = i >> 1;
+  return i % 2 === 0 ? l.wOffsets[k]! : l.bOffsets[k]!;
+}
+
+// ---- float64 reference ----
+
+function actF64(a: MlpActivation, z: number): number {
+  switch (a) {
+    case 'none': return z;
+    case 'relu': return z > 0 ? z : 0;
+    case 'selu': return z > 0 ? SELU_LAMBDA * z : SELU_LAMBDA * SELU_ALPHA * (Math.exp(z) - 1);
+    case 'tanh': return Math.tanh(z);
+    case 'sigmoid': return 1 / (1 + Math.exp(-z));
+  }
+}
+
+/** v(x, t) in float64 for one point (x of length d), from the flat parameters. */
+export function mlpForwardF64(l: MlpLayout, flat: ArrayLike<number>, x: ArrayLike<number>, t: number): Float64Array {
+  let h = Float64Array.from([...Array.from(x), t]);
+  const nl = l.dims.length - 1;
+  for (let k = 0; k < nl; k++) {
+    const nIn = l.dims[k]!;
+    const nOut = l.dims[k + 1]!;
+    const out = new Float64Array(nOut);
+    for (let j = 0; j < nOut; j++) {
+      let z = flat[l.bOffsets[k]! + j]!;
+      for (let i = 0; i < nIn; i++) z += h[i]! * flat[l.wOffsets[k]! + i * nOut + j]!;
+      out[j] = k < nl - 1 ? actF64(l.activation, z) : z;
+    }
+    h = out;
+  }
+  return h;
+}

@@ -1,0 +1,483 @@
+/**
+ * Conditional flow matching training (SPEC §3; torchcfm 1.0.7's recipe): the TrainJob the CLI runs
+ * (`cfmJob`), plus sampling and evaluation of a trained model (`sampleCfm`, `evalCfm`, and the
+ * checkpoint-level adapters `cfmSample` / `cfmEvaluate` in the shape of cli/methods.ts).
+ *
+ * A step: the source and target batches are drawn on the CPU from per-step Philox streams (so a
+ * resumed run draws exactly what the uninterrupted one would), paired by exact OT on the CPU when
+ * asked (cfm/ot.ts), uploaded once, and trained on by the fused GPU step (cfm/step.ts; GPU
+ * Sinkhorn for entropic couplings). Losses stay on the GPU and are read every progressIntervalMs.
+ *
+ * Evaluation: RK4 (100 steps) from 2 048 fresh source points with the path energy; W2 against 2 048
+ * fresh target samples; NPE = |E∫‖v‖² − W2²(source, target)| / W2²(source, target); trajectories
+ * of 256 points at 9 times; NLL of fresh target points by the CNF (exact divergence) when the
+ * source is N(0, I).
+ */
+import type { CfmMethod, DataMatrix, TrainConfig, TrainHooks, TrainJob, TrainOutcome, TrainState } from '../cli/job';
+import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../cli/methods';
+import { getBackend, tensor } from '../engine';
+import { Rng } from '../engine/philox';
+import { getDataset } from '../datasets/toy2d';
+import { logLikelihood } from './likelihood';
+import { getMatcher, MATCHERS } from './matchers';
+import { meanOf, normalizedPathEnergy, w2 } from './metrics';
+import { MLP_ACTIVATIONS, mlpLayout, mlpShapes, offsetOf, paramCount, VectorField, type MlpConfig } from './mlp';
+import { odeSolve, SOLVERS, type Solver } from './ode';
+import { exactPairs, type OtSolver, type Pairing } from './ot';
+import { CfmStepper, LOSS_SLOTS, type StepMode } from './step';
+import type { MlpActivation } from '../kernels/ode';
+
+/** Everything a CFM run is defined by, defaults filled in (stored in the checkpoint). */
+export interface CfmConfig {
+  method: CfmMethod;
+  /** Source dataset (null for fm: its source is N(0, I) drawn as eps). */
+  source: string | null;
+  /** Target dataset name, or null with user data. */
+  target: string | null;
+  /** User data used as the target: its name for the record (the data itself is not stored). */
+  dataName: string | null;
+  dim: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  seed: number;
+  sigma: number;
+  /** Coupling: 'independent', or an OT plan by the exact solver or Sinkhorn. */
+  coupling: 'independent' | OtSolver;
+  /** Sinkhorn ε (otcfm default 0.05; sbcfm 2σ²). */
+  reg: number | null;
+  normalizeCost: boolean;
+  sinkhornMaxIter: number;
+  sinkhornTol: number;
+  pairing: Pairing;
+  hidden: number[];
+  activation: MlpActivation;
+  solver: Solver;
+  solverSteps: number;
+  stepMode: StepMode;
+  weightDecay: number;
+  evalPoints: number;
+  trajectoryPoints: number;
+  trajectoryTimes: number;
+  /** NLL points (0: skip) and RK4 steps for the CNF. */
+  nllPoints: number;
+  nllSteps: number;
+}
+
+const KNOWN_OPTIONS = ['sigma', 'ot', 'reg', 'normalizeCost', 'sinkhornMaxIter', 'sinkhornTol', 'pairing', 'hidden', 'activation', 'solver', 'solverSteps', 'step', 'weightDecay', 'evalPoints', 'trajectoryPoints', 'trajectoryTimes', 'nllPoints', 'nllSteps'];
+
+function num(opts: Record<string, unknown>, key: string, dflt: number, ok: (x: number) => boolean, what: string): number {
+  const v = opts[key];
+  if (v === undefined || v === null) return dflt;
+  const x = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof x !== 'number' || !Number.isFinite(x) || !ok(x)) throw new RangeError(`option ${key}: ${JSON.stringify(v)} is not ${what}`);
+  return x;
+}
+
+function choice<T extends string>(opts: Record<string, unknown>, key: string, dflt: T, accepted: readonly T[]): T {
+  const v = opts[key];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'string' || !accepted.includes(v as T)) throw new RangeError(`option ${key}: ${JSON.stringify(v)} is not one of ${accepted.join(', ')}`);
+  return v as T;
+}
+
+function bool(opts: Record<string, unknown>, key: string, dflt: boolean): boolean {
+  const v = opts[key];
+  if (v === undefined || v === null) return dflt;
+  if (v === true || v === 'true' || v === '1' || v === 1) return true;
+  if (v === false || v === 'false' || v === '0' || v === 0) return false;
+  throw new RangeError(`option ${key}: ${JSON.stringify(v)} is not a boolean`);
+}
+
+function widths(opts: Record<string, unknown>): number[] {
+  const v = opts.hidden;
+  if (v === undefined || v === null) return [64, 64, 64];
+  const list = Array.isArray(v) ? v.map(Number) : typeof v === 'number' ? [v] : String(v).split(/[,x ]+/).filter(Boolean).map(Number);
+  if (list.length === 0 || list.some((h) => !Number.isInteger(h) || h < 1 || h > 1024)) throw new RangeError(`option hidden: ${JSON.stringify(v)} is not a list of widths in 1..1024 (e.g. "64,64,64")`);
+  return list;
+}
+
+const isInt = (x: number) => Number.isInteger(x);
+
+/** Resolves a TrainConfig into a CfmConfig with SPEC §3's defaults; throws on bad values, naming them. */
+export function resolveConfig(cfg: TrainConfig): CfmConfig {
+  const matcher = getMatcher(cfg.method);
+  const o = cfg.options ?? {};
+  for (const k of Object.keys(o)) if (!KNOWN_OPTIONS.includes(k)) throw new RangeError(`unknown CFM option "${k}"; accepted: ${KNOWN_OPTIONS.join(', ')}`);
+  const dim = cfg.data ? cfg.data.dim : 2;
+  if (cfg.data && (cfg.data.n < 1 || cfg.data.data.length !== cfg.data.n * cfg.data.dim)) throw new RangeError(`data: ${cfg.data.data.length} values do not make ${cfg.data.n} rows of ${cfg.data.dim}`);
+  if (!cfg.data && !cfg.target) throw new RangeError('CFM training needs a target dataset or data');
+  if (cfg.target) getDataset(cfg.target);
+  const source = matcher.usesSource ? cfg.source ?? 'gaussian' : null;
+  if (!matcher.usesSource && cfg.source && cfg.source !== 'gaussian') throw new RangeError(`source: fm starts from N(0, I); got "${cfg.source}"`);
+  if (source) getDataset(source);
+  if (source && dim !== 2 && source !== 'gaussian') throw new RangeError(`source "${source}" is 2-D but the data has dimension ${dim}; use gaussian`);
+  if (!isInt(cfg.steps) || cfg.steps < 1) throw new RangeError(`steps must be a positive integer, got ${cfg.steps}`);
+  if (!isInt(cfg.batch) || cfg.batch < 2 || cfg.batch > 65536) throw new RangeError(`batch must be an integer in 2..65536, got ${cfg.batch}`);
+  if (!(cfg.lr > 0) || !Number.isFinite(cfg.lr)) throw new RangeError(`lr must be positive, got ${cfg.lr}`);
+  if (!Number.isSafeInteger(cfg.seed)) throw new RangeError(`seed must be an integer, got ${cfg.seed}`);
+  const sigma = num(o, 'sigma', matcher.sigma, (x) => x >= 0 && (cfg.method !== 'sbcfm' || x > 0), cfg.method === 'sbcfm' ? 'a positive number' : 'a non-negative number');
+  let coupling: CfmConfig['coupling'] = 'independent';
+  if (matcher.coupling === 'ot') coupling = choice<OtSolver>(o, 'ot', 'exact', ['exact', 'sinkhorn']);
+  else if (matcher.coupling === 'entropic') coupling = choice<OtSolver>(o, 'ot', 'sinkhorn', ['exact', 'sinkhorn']);
+  else if (o.ot !== undefined) throw new RangeError(`option ot: ${cfg.method} uses independent pairs (only otcfm and sbcfm use an OT plan)`);
+  const reg = coupling === 'sinkhorn' ? num(o, 'reg', matcher.coupling === 'entropic' ? 2 * sigma * sigma : 0.05, (x) => x > 0, 'a positive number') : null;
+  const pairing = choice<Pairing>(o, 'pairing', 'replacement', ['replacement', 'permutation']);
+  if (coupling === 'sinkhorn' && cfg.batch > 2048) throw new RangeError(`batch ${cfg.batch}: the GPU Sinkhorn kernel holds at most 2048 points per side`);
+  const hidden = widths(o);
+  const activation = choice<MlpActivation>(o, 'activation', 'selu', MLP_ACTIVATIONS);
+  const solver = choice<Solver>(o, 'solver', 'rk4', SOLVERS);
+  const solverSteps = num(o, 'solverSteps', 100, (x) => isInt(x) && x >= 1, 'a positive integer');
+  const gaussianSource = cfg.method === 'fm' || source === 'gaussian';
+  return {
+    method: cfg.method as CfmMethod,
+    source,
+    target: cfg.data ? null : cfg.target,
+    dataName: cfg.data ? (cfg.target ?? 'data') : null,
+    dim,
+    steps: cfg.steps,
+    batch: cfg.batch,
+    lr: cfg.lr,
+    seed: cfg.seed,
+    sigma,
+    coupling,
+    reg,
+    normalizeCost: bool(o, 'normalizeCost', false),
+    sinkhornMaxIter: num(o, 'sinkhornMaxIter', 1000, (x) => isInt(x) && x >= 1, 'a positive integer'),
+    sinkhornTol: num(o, 'sinkhornTol', 1e-4, (x) => x > 0, 'a positive number'),
+    pairing,
+    hidden,
+    activation,
+    solver,
+    solverSteps,
+    stepMode: choice<StepMode>(o, 'step', 'fused', ['fused', 'tape']),
+    weightDecay: num(o, 'weightDecay', 0, (x) => x >= 0, 'a non-negative number'),
+    evalPoints: num(o, 'evalPoints', 2048, (x) => isInt(x) && x >= 2, 'an integer ≥ 2'),
+    trajectoryPoints: num(o, 'trajectoryPoints', 256, (x) => isInt(x) && x >= 0, 'a non-negative integer'),
+    trajectoryTimes: num(o, 'trajectoryTimes', 9, (x) => isInt(x) && x >= 2, 'an integer ≥ 2'),
+    nllPoints: gaussianSource ? num(o, 'nllPoints', 512, (x) => isInt(x) && x >= 0, 'a non-negative integer') : 0,
+    nllSteps: num(o, 'nllSteps', 50, (x) => isInt(x) && x >= 1, 'a positive integer'),
+  };
+}
+
+// ---- samplers ----
+
+/** Random-number streams: disjoint Philox streams per purpose (and per training step). */
+const STREAM = { init: 1, evalSource: 2, evalTarget: 3, trajectories: 4, nll: 5, sample: 6 } as const;
+const stepStream = (step: number, purpose: number) => (0x10000000 + step * 4 + purpose) >>> 0;
+
+export interface PointSampler {
+  dim: number;
+  sample(n: number, rng: Rng): Float32Array;
+}
+
+function gaussianSampler(dim: number): PointSampler {
+  return { dim, sample: (n, rng) => Float32Array.from({ length: n * dim }, () => rng.normal()) };
+}
+
+export function sourceSampler(c: Pick<CfmConfig, 'source' | 'dim'>): PointSampler {
+  if (!c.source || c.source === 'gaussian') return gaussianSampler(c.dim);
+  const ds = getDataset(c.source);
+  return { dim: 2, sample: (n, rng) => ds.sample(n, rng) };
+}
+
+export function targetSampler(c: Pick<CfmConfig, 'target' | 'dim'>, data?: DataMatrix): PointSampler {
+  if (data) {
+    return {
+      dim: data.dim,
+      sample: (n, rng) => {
+        const out = new Float32Array(n * data.dim);
+        for (let i = 0; i < n; i++) {
+          const r = rng.int(data.n);
+          out.set(data.data.subarray(r * data.dim, (r + 1) * data.dim), i * data.dim);
+        }
+        return out;
+      },
+    };
+  }
+  if (!c.target) throw new Error('no target: give a target dataset name or data');
+  if (c.target === 'gaussian' && c.dim !== 2) return gaussianSampler(c.dim);
+  const ds = getDataset(c.target);
+  return { dim: 2, sample: (n, rng) => ds.sample(n, rng) };
+}
+
+/** The step's batch, paired as the coupling asks: x0 rows then x1 rows (2B × d). */
+export function stepBatch(c: CfmConfig, step: number, src: PointSampler, tgt: PointSampler): Float32Array {
+  const B = c.batch;
+  const d = c.dim;
+  const x1 = tgt.sample(B, new Rng(c.seed, stepStream(step, 1)));
+  const x0 = c.source ? src.sample(B, new Rng(c.seed, stepStream(step, 0))) : new Float32Array(B * d);
+  const xy = new Float32Array(2 * B * d);
+  if (c.coupling === 'exact') {
+    const p = exactPairs(x0, x1, B, d, c.pairing, new Rng(c.seed, stepStream(step, 2)));
+    for (let b = 0; b < B; b++) {
+      for (let k = 0; k < d; k++) {
+        xy[b * d + k] = x0[p.i[b]! * d + k]!;
+        xy[(B + b) * d + k] = x1[p.j[b]! * d + k]!;
+      }
+    }
+  } else {
+    xy.set(x0, 0);
+    xy.set(x1, B * d);
+  }
+  return xy;
+}
+
+// ---- parameters ----
+
+/** The flat parameter vector (layout order) from named parameters (a checkpoint's state dict). */
+export function paramsToFlat(c: Pick<CfmConfig, 'dim' | 'hidden' | 'activation'>, params: TrainState['params']): Float32Array {
+  const mc: MlpConfig = { dim: c.dim, hidden: c.hidden, activation: c.activation };
+  const layout = mlpLayout(mc);
+  const flat = new Float32Array(paramCount(mc));
+  mlpShapes(mc).forEach((s, i) => {
+    const p = params[s.name];
+    const size = s.shape.reduce((a, b) => a * b, 1);
+    if (!p || p.data.length !== size) throw new Error(`checkpoint: parameter "${s.name}" is missing or has ${p?.data.length ?? 0} values (need ${size} for shape [${s.shape}])`);
+    flat.set(p.data, offsetOf(layout, i));
+  });
+  return flat;
+}
+
+function modelFrom(c: CfmConfig, params: TrainState['params']): VectorField {
+  return new VectorField({ dim: c.dim, hidden: c.hidden, activation: c.activation }, paramsToFlat(c, params));
+}
+
+/** A CfmConfig from a checkpoint's stored config (what cfmJob returned as `config`). */
+export function configFrom(stored: Record<string, unknown>): CfmConfig {
+  const c = stored as unknown as CfmConfig;
+  if (!c || typeof c.method !== 'string' || !MATCHERS[c.method as CfmMethod] || !Array.isArray(c.hidden) || typeof c.dim !== 'number') {
+    throw new Error('checkpoint: the stored config is not a CFM config (method, dim, hidden, activation needed)');
+  }
+  return c;
+}
+
+// ---- evaluation ----
+
+export interface EvalOutput {
+  w2: number;
+  npe: number;
+  nll: number | null;
+  nfe: number;
+  samples: Float32Array;
+  targetSamples: Float32Array;
+  trajectories: Float32Array[];
+}
+
+/** The evaluation of SPEC §3 with fresh samples from the eval streams of `seed`. */
+export async function evaluateModel(vf: VectorField, c: CfmConfig, opts: { data?: DataMatrix; seed?: number; solver?: Solver; solverSteps?: number; n?: number; trajectories?: boolean; nll?: boolean } = {}): Promise<EvalOutput> {
+  const seed = opts.seed ?? c.seed;
+  const d = c.dim;
+  const n = opts.n ?? c.evalPoints;
+  const src = sourceSampler(c);
+  const tgt = targetSampler(c, opts.data);
+  const x0 = src.sample(n, new Rng(seed, STREAM.evalSource));
+  const xt = tgt.sample(n, new Rng(seed, STREAM.evalTarget));
+  const x0t = tensor(x0, [n, d]);
+  const sol = await odeSolve(vf, x0t, { solver: opts.solver ?? c.solver, steps: opts.solverSteps ?? c.solverSteps, energy: true });
+  const samples = await sol.x.data();
+  const energy = await sol.energy!.data();
+  sol.x.dispose();
+  sol.energy!.dispose();
+  x0t.dispose();
+  const w2gen = w2(samples, xt, d);
+  const w2st = w2(x0, xt, d);
+  const npe = normalizedPathEnergy(meanOf(energy), w2st * w2st);
+  const trajectories: Float32Array[] = [];
+  if (opts.trajectories !== false && c.trajectoryPoints > 0) {
+    const m = c.trajectoryPoints;
+    const tr0 = tensor(src.sample(m, new Rng(seed, STREAM.trajectories)), [m, d]);
+    const times = Array.from({ length: c.trajectoryTimes }, (_, i) => i / (c.trajectoryTimes - 1));
+    const tr = await odeSolve(vf, tr0, { solver: c.solver === 'dopri5' ? 'rk4' : c.solver, steps: c.solverSteps, times });
+    for (const t of tr.trajectory) {
+      trajectories.push(await t.data());
+      t.dispose();
+    }
+    tr.x.dispose();
+    tr0.dispose();
+  }
+  let nllValue: number | null = null;
+  if (opts.nll !== false && c.nllPoints > 0) {
+    const m = c.nllPoints;
+    const pts = tensor(tgt.sample(m, new Rng(seed, STREAM.nll)), [m, d]);
+    const { logp } = await logLikelihood(vf, pts, { steps: c.nllSteps, divergence: d <= 8 ? 'exact' : 'hutchinson', seed });
+    pts.dispose();
+    nllValue = -meanOf(logp);
+  }
+  return { w2: w2gen, npe, nll: nllValue, nfe: sol.nfe, samples, targetSamples: xt, trajectories };
+}
+
+// ---- training ----
+
+async function trainState(vf: VectorField, stepper: CfmStepper, step: number, losses: { step: number; loss: number }[], c: CfmConfig): Promise<TrainState> {
+  return {
+    step,
+    params: await vf.params.read(),
+    adam: await stepper.adamState(),
+    extra: {
+      // Every random draw is a function of (seed, step): batches use Philox streams per step, the
+      // GPU matcher and Sinkhorn sampling use draw = step. These are the counters resume needs.
+      rng: 'philox-per-step',
+      dataStreams: { source: stepStream(step, 0), target: stepStream(step, 1), pairing: stepStream(step, 2) },
+      gpuDraw: step,
+      sinkhornDraw: c.coupling === 'sinkhorn' ? step : null,
+    },
+    losses: losses.slice(),
+  };
+}
+
+async function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume?: TrainState): Promise<TrainOutcome> {
+  const c = resolveConfig(cfg);
+  const b = getBackend();
+  const src = sourceSampler(c);
+  const tgt = targetSampler(c, cfg.data);
+  if (tgt.dim !== c.dim || (c.source && src.dim !== c.dim)) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
+  const vf = new VectorField({ dim: c.dim, hidden: c.hidden, activation: c.activation }, new Rng(c.seed, STREAM.init));
+  const stepper = new CfmStepper(vf, {
+    method: c.method,
+    sigma: c.sigma,
+    batch: c.batch,
+    seed: c.seed,
+    mode: c.stepMode,
+    sinkhorn: c.coupling === 'sinkhorn' ? { opts: { reg: c.reg!, normalize: c.normalizeCost, maxIter: c.sinkhornMaxIter, tol: c.sinkhornTol }, pairing: c.pairing } : undefined,
+    adam: { lr: c.lr, weightDecay: c.weightDecay },
+  });
+  try {
+    let start = 0;
+    const losses: { step: number; loss: number }[] = [];
+    if (resume) {
+      if (resume.step > c.steps) throw new RangeError(`resume: the checkpoint is at step ${resume.step}, beyond steps = ${c.steps}`);
+      vf.params.load(resume.params);
+      stepper.loadAdamState(resume.adam);
+      start = resume.step;
+      losses.push(...resume.losses);
+    }
+    const interval = hooks.progressIntervalMs ?? 500;
+    const every = hooks.checkpointEvery ?? 0;
+    const t0 = performance.now();
+    let lastReport = t0;
+    let readUpTo = start;
+    const flushLosses = async (upTo: number) => {
+      if (upTo <= readUpTo) return null;
+      const vals = await stepper.readLosses(readUpTo, upTo);
+      for (let k = 0; k < vals.length; k++) losses.push({ step: readUpTo + k + 1, loss: vals[k]! });
+      readUpTo = upTo;
+      return meanOf(vals);
+    };
+    // Timing excludes the first step of this run (pipeline compilation).
+    let timedFrom = -1;
+    let tTimed = 0;
+    let dTimed = 0;
+    for (let step = start; step < c.steps; step++) {
+      if (hooks.signal?.aborted) {
+        await flushLosses(step);
+        if (hooks.onCheckpoint) await hooks.onCheckpoint(await trainState(vf, stepper, step, losses, c));
+        throw hooks.signal.reason instanceof Error ? hooks.signal.reason : new Error('training aborted');
+      }
+      stepper.step(stepBatch(c, step, src, tgt), step);
+      if (step === start) {
+        await b.sync();
+        timedFrom = step + 1;
+        tTimed = performance.now();
+        dTimed = b.counters.dispatches;
+      }
+      const now = performance.now();
+      const done = step + 1;
+      // Read the loss ring at most every `interval` ms (and before it could wrap).
+      if (now - lastReport >= interval || done - readUpTo >= LOSS_SLOTS / 2 || done === c.steps) {
+        const m = await flushLosses(done);
+        lastReport = performance.now();
+        if (m !== null) hooks.onProgress?.({ step: done, steps: c.steps, loss: m, elapsedMs: lastReport - t0 });
+      }
+      if (every > 0 && done % every === 0 && done < c.steps && hooks.onCheckpoint) {
+        await flushLosses(done);
+        await hooks.onCheckpoint(await trainState(vf, stepper, done, losses, c));
+      }
+    }
+    await b.sync();
+    const timedSteps = timedFrom >= 0 ? c.steps - timedFrom : 0;
+    const msPerStep = timedSteps > 0 ? (performance.now() - tTimed) / timedSteps : NaN;
+    const dispatchesPerStep = timedSteps > 0 ? (b.counters.dispatches - dTimed) / timedSteps : NaN;
+    await flushLosses(c.steps);
+    const state = await trainState(vf, stepper, c.steps, losses, c);
+    if (hooks.onCheckpoint) await hooks.onCheckpoint(state);
+    const ev = await evaluateModel(vf, c, { data: cfg.data });
+    const tail = losses.slice(-Math.min(100, losses.length));
+    return {
+      config: { ...c } as unknown as Record<string, unknown>,
+      state,
+      metrics: {
+        w2: ev.w2,
+        npe: ev.npe,
+        nll: ev.nll,
+        loss: tail.length ? meanOf(tail.map((l) => l.loss)) : NaN,
+        ms_per_step: msPerStep,
+        dispatches_per_step: dispatchesPerStep,
+      },
+      samples: { data: ev.samples, n: ev.samples.length / c.dim, dim: c.dim },
+      target: { data: ev.targetSamples, n: ev.targetSamples.length / c.dim, dim: c.dim },
+      trajectories: ev.trajectories,
+    };
+  } finally {
+    stepper.dispose();
+    vf.dispose();
+  }
+}
+
+export const cfmJob: TrainJob = { run: train };
+
+// ---- sample / eval (the CLI's `sample` and `eval`) ----
+
+/** n samples from a trained model: fresh source points integrated to t = 1 (NFE counted). */
+export async function sampleCfm(config: Record<string, unknown>, params: TrainState['params'], n: number, solver: Solver = 'rk4', steps = 100, seed = 0, trajectoryTimes = 0): Promise<{ samples: Float32Array; nfe: number; trajectories: Float32Array[] }> {
+  const c = configFrom(config);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`sample: n must be a positive integer, got ${n}`);
+  if (!SOLVERS.includes(solver)) throw new RangeError(`sample: unknown solver "${solver}"; accepted: ${SOLVERS.join(', ')}`);
+  const vf = modelFrom(c, params);
+  try {
+    const x0 = tensor(sourceSampler(c).sample(n, new Rng(seed, STREAM.sample)), [n, c.dim]);
+    const times = trajectoryTimes >= 2 ? Array.from({ length: trajectoryTimes }, (_, i) => i / (trajectoryTimes - 1)) : [];
+    const sol = await odeSolve(vf, x0, { solver, steps, times });
+    const samples = await sol.x.data();
+    const trajectories: Float32Array[] = [];
+    for (const t of sol.trajectory) {
+      trajectories.push(await t.data());
+      t.dispose();
+    }
+    sol.x.dispose();
+    x0.dispose();
+    return { samples, nfe: sol.nfe, trajectories };
+  } finally {
+    vf.dispose();
+  }
+}
+
+/** W2, NPE and NLL of a trained model against `targetName` (default: the training target). */
+export async function evalCfm(config: Record<string, unknown>, params: TrainState['params'], targetName?: string | null, opts: { data?: DataMatrix; n?: number; seed?: number; solver?: Solver; solverSteps?: number; source?: string | null } = {}): Promise<{ w2: number; npe: number; nll: number | null; nfe: number }> {
+  const base = configFrom(config);
+  const c: CfmConfig = { ...base, target: opts.data ? null : (targetName ?? base.target), source: opts.source !== undefined && base.method !== 'fm' ? opts.source : base.source };
+  if (!opts.data && !c.target) throw new RangeError('eval: the model was trained on user data; pass the data (or a target dataset name)');
+  if (c.target) getDataset(c.target);
+  c.nllPoints = c.method === 'fm' || c.source === 'gaussian' ? c.nllPoints || 512 : 0;
+  const vf = modelFrom(c, params);
+  try {
+    const ev = await evaluateModel(vf, c, { data: opts.data, n: opts.n, seed: opts.seed, solver: opts.solver, solverSteps: opts.solverSteps, trajectories: false });
+    return { w2: ev.w2, npe: ev.npe, nll: ev.nll, nfe: ev.nfe };
+  } finally {
+    vf.dispose();
+  }
+}
+
+/** cli/methods.ts MethodImpl.sample for CFM checkpoints. */
+export async function cfmSample(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult> {
+  const c = configFrom(ckpt.config);
+  const r = await sampleCfm(ckpt.config, ckpt.params, opts.n, opts.solver ?? 'rk4', opts.solverSteps ?? 100, opts.seed, opts.trajectoryTimes ?? 0);
+  return { samples: { data: r.samples, n: opts.n, dim: c.dim }, trajectories: r.trajectories.length ? r.trajectories : undefined, nfe: r.nfe };
+}
+
+/** cli/methods.ts MethodImpl.evaluate for CFM checkpoints. */
+export async function cfmEvaluate(ckpt: ModelCheckpoint, opts: EvalOptions): Promise<EvalResult> {
+  const r = await evalCfm(ckpt.config, ckpt.params, opts.target, { data: opts.data, n: opts.n, seed: opts.seed, solver: opts.solver, solverSteps: opts.solverSteps, source: opts.source });
+  return { w2: r.w2, npe: r.npe, nll: r.nll, nfe: r.nfe };
+}
+

@@ -1,0 +1,22 @@
+/**
+ * wgflow normalizing flows: bijections (forward = normalizing direction, both directions
+ * differentiable), base distributions, the Flow object, architectures for the CLI methods, and
+ * maximum-likelihood training (the `flowJob` TrainJob) with sampling/evaluation helpers.
+ */
+export type { Bijection, Forward, Inverse } from './bijection';
+export { ParamStore, type HostParams } from './params';
+export { MLP, MADE, glorot, type MLPOptions } from './nets';
+export { AdditiveCoupling, AffineCoupling, couplingMask, type CouplingOptions, type MaskKind } from './coupling';
+export { ActNorm } from './actnorm';
+export { LULinear, DenseLinear, Permutation } from './linear';
+export { Planar, planarRootKernel } from './planar';
+export { Radial } from './radial';
+export { MAFLayer, type MAFOptions } from './maf';
+export { StandardNormal, DiagNormal, type BaseDistribution } from './base';
+export { Flow } from './flow';
+export { inverse, luDecompose, randomOrthogonal } from './linalg';
+export { buildFlow, resolveArch, DEFAULT_LAYERS, type FlowArch } from './build';
+export {
+  flowJob, trainFlow, sampleFlow, evalFlow, flowFromCheckpoint, densityGrid, drawSamples, meanNll,
+  validateData, learningRate, readRunConfig, type FlowRunConfig, type Standardize,
+} from './train';

@@ -1,0 +1,100 @@
+/**
+ * Conditioner networks: a plain MLP (coupling layers) and MADE (masked autoencoder for
+ * distribution estimation, Germain et al. 2015) for MAF. Each dense layer is one fused
+ * matmul+bias+activation dispatch (engine `linear`); MADE multiplies its weights by constant 0/1
+ * masks first, so a masked connection has an exactly zero weight and an exactly zero gradient.
+ */
+import { concat, keep, linear, mul, tensor, type Tensor } from '../engine';
+import type { Rng } from '../engine/philox';
+import type { Activation } from '../engine/prims';
+import type { ParamStore } from './params';
+
+export const ACTIVATIONS: readonly Activation[] = ['relu', 'tanh', 'selu', 'sigmoid'];
+
+/** Glorot-uniform values for a fan_in × fan_out weight, times `gain`. */
+export function glorot(fanIn: number, fanOut: number, rng: Rng, gain = 1): Float32Array {
+  const a = gain * Math.sqrt(6 / (fanIn + fanOut));
+  const w = new Float32Array(fanIn * fanOut);
+  for (let i = 0; i < w.length; i++) w[i] = rng.uniformIn(-a, a);
+  return w;
+}
+
+export interface MLPOptions {
+  hidden: readonly number[];
+  activation: Activation;
+  /** Gain of the last layer's initial weights (small: the layer starts near the identity). */
+  lastGain?: number;
+}
+
+/** in → hidden… → out, activation between layers, none after the last. */
+export class MLP {
+  private readonly ws: string[] = [];
+  private readonly bs: string[] = [];
+
+  constructor(private readonly store: ParamStore, prefix: string, readonly inDim: number, readonly outDim: number, readonly opts: MLPOptions, rng: Rng) {
+    const sizes = [inDim, ...opts.hidden, outDim];
+    for (let l = 0; l + 1 < sizes.length; l++) {
+      const last = l + 2 === sizes.length;
+      this.ws.push(store.add(`${prefix}.${l}.w`, [sizes[l]!, sizes[l + 1]!], glorot(sizes[l]!, sizes[l + 1]!, rng, last ? (opts.lastGain ?? 0.01) : 1)));
+      this.bs.push(store.add(`${prefix}.${l}.b`, [sizes[l + 1]!], new Float32Array(sizes[l + 1]!)));
+    }
+  }
+
+  apply(x: Tensor): Tensor {
+    let h = x;
+    const n = this.ws.length;
+    for (let l = 0; l < n; l++) h = linear(h, this.store.get(this.ws[l]!), this.store.get(this.bs[l]!), l + 1 < n ? this.opts.activation : 'none');
+    return h;
+  }
+}
+
+/**
+ * MADE over `dim` inputs with degrees `order` (a permutation of 1..dim) plus `contextDim` context
+ * inputs (degree 0: seen by every hidden unit). Outputs `outMult` blocks of `dim` columns each,
+ * block k column i having the degree of input i, so output i depends only on inputs of smaller
+ * degree. Hidden degrees cycle through 1..dim−1 (0 when dim = 1: hidden units see the context only).
+ */
+export class MADE {
+  private readonly ws: string[] = [];
+  private readonly bs: string[] = [];
+  readonly masks: Tensor[] = [];
+  /** Degree of each input (by column). */
+  readonly degrees: number[];
+
+  constructor(
+    private readonly store: ParamStore, prefix: string, readonly dim: number, readonly contextDim: number,
+    order: readonly number[], readonly outMult: number, readonly opts: MLPOptions, rng: Rng,
+  ) {
+    if (order.length !== dim || [...order].sort((a, b) => a - b).some((d, i) => d !== i + 1)) {
+      throw new Error(`MADE: order must be a permutation of 1..${dim}, got [${order.join(', ')}]`);
+    }
+    this.degrees = [...order];
+    const inDeg = [...order, ...new Array<number>(contextDim).fill(0)];
+    const hiddenDeg = opts.hidden.map((h) => Array.from({ length: h }, (_, k) => (dim === 1 ? 0 : (k % (dim - 1)) + 1)));
+    const outDeg = Array.from({ length: outMult * dim }, (_, j) => order[j % dim]!);
+    const degs = [inDeg, ...hiddenDeg, outDeg];
+    for (let l = 0; l + 1 < degs.length; l++) {
+      const a = degs[l]!, b = degs[l + 1]!;
+      const last = l + 2 === degs.length;
+      const m = new Float32Array(a.length * b.length);
+      for (let i = 0; i < a.length; i++) for (let j = 0; j < b.length; j++) m[i * b.length + j] = (last ? b[j]! > a[i]! : b[j]! >= a[i]!) ? 1 : 0;
+      this.masks.push(keep(tensor(m, [a.length, b.length])));
+      this.ws.push(store.add(`${prefix}.${l}.w`, [a.length, b.length], glorot(a.length, b.length, rng, last ? (opts.lastGain ?? 0.01) : 1)));
+      this.bs.push(store.add(`${prefix}.${l}.b`, [b.length], new Float32Array(b.length)));
+    }
+  }
+
+  apply(x: Tensor, context?: Tensor): Tensor {
+    let h = context ? concat([x, context], 1) : x;
+    const n = this.ws.length;
+    for (let l = 0; l < n; l++) {
+      const w = mul(this.store.get(this.ws[l]!), this.masks[l]!);
+      h = linear(h, w, this.store.get(this.bs[l]!), l + 1 < n ? this.opts.activation : 'none');
+    }
+    return h;
+  }
+
+  dispose(): void {
+    for (const m of this.masks) m.dispose();
+  }
+}

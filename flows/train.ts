@@ -1,0 +1,478 @@
+/**
+ * Maximum-likelihood training of normalizing flows (cli/job.ts TrainJob contract), and the
+ * sampling/evaluation helpers the CLI uses on saved checkpoints.
+ *
+ * Data: `cfg.target` names a 2-D toy set (SPEC §2; a fresh batch per step from a Philox stream
+ * keyed by (seed, step), a fixed held-out test set from its own stream) or `cfg.data` is a user
+ * matrix (any dimension): rows are shuffled by the seed and split into train/test (testFraction,
+ * default 0.1), and standardised per coordinate with the training mean and std; the flow models the
+ * standardised data and every reported NLL is converted back to the original units
+ * (NLL_x = NLL_standardised + Σ log std).
+ *
+ * Loop (one flush per step, no readback inside it): upload the batch, loss = −mean log p(x) on the
+ * tape, Adam (one pack + one update dispatch), add the loss to a GPU accumulator; every
+ * `progressIntervalMs` the accumulator is read (the mean loss since the last report). A data-
+ * dependent initialisation (ActNorm) runs once before the first step on a batch of ≤ 2 048 rows.
+ * Option `chunk` (default: off) evaluates a batch in chunks of that many rows inside one gradient
+ * (loss = −Σ_chunks Σ log p / B, the same gradient): it was a workaround for workgroup-tree bias
+ * reductions over > 128 rows, which were very slow on SwiftShader before kernels/reduce.ts went
+ * serial for wide outputs; it doubles the dispatches, so it now only pays to bound memory.
+ * Learning rate: cosine decay from cfg.lr to 0 over cfg.steps (options.schedule 'cosine', the
+ * default) or constant. The batch of step s depends only on (seed, s), so a resumed run sees the
+ * same batches as an uninterrupted one.
+ *
+ * `hooks.signal` aborted: training stops after the current step and the run is evaluated and
+ * returned as usual, its state at the step reached (so it can be resumed).
+ *
+ * Options (cfg.options): layers, hidden, activation, scaleBound, linear ('lu' | 'dense', glow),
+ * base ('standard' | 'diag'), actnorm (true), schedule ('cosine' | 'constant'), testSize (toy test
+ * set, 10 000), testFraction (file data, 0.1), grid (density picture cells per side, 128), w2
+ * (compute W2 against target samples, true), chunk (rows per gradient chunk, off).
+ */
+import { add, Adam, affine, getBackend, GpuRng, keep, mean, neg, noGrad, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
+import { Rng } from '../engine/philox';
+import { FLOW_METHODS, type DataMatrix, type TrainConfig, type TrainHooks, type TrainJob, type TrainOutcome, type TrainState } from '../cli/job';
+import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../cli/methods';
+import { getDataset, type Sampler } from '../datasets/toy2d';
+import { wassersteinW2 } from '../cfm/metrics/w2';
+import { buildFlow, resolveArch, type FlowArch } from './build';
+import type { Flow } from './flow';
+
+/** Stream numbers of the Philox generators (seeded by cfg.seed). */
+const STREAM = { split: 0x5e11, test: 0x7e57, init: 0x1417, target: 0x7a6e, batch: 0x40000000 };
+const GPU_SAMPLE_SEED_OFFSET = 0x5a3;
+
+export interface Standardize {
+  mean: number[];
+  std: number[];
+}
+
+/** What sampling/evaluation need, stored as the checkpoint's config (JSON-safe). */
+export interface FlowRunConfig {
+  family: 'flow';
+  method: FlowArch['method'];
+  source: null;
+  target: string | null;
+  data: { n: number; dim: number } | null;
+  dim: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  seed: number;
+  schedule: 'cosine' | 'constant';
+  testSize: number;
+  testFraction: number;
+  arch: FlowArch;
+  standardize: Standardize | null;
+  options: Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation and data
+
+/** Checks a data matrix: shape consistency, at least `minRows` rows, finite values. */
+export function validateData(m: DataMatrix, what = 'data', minRows = 1): void {
+  if (!m || !(m.data instanceof Float32Array)) throw new Error(`${what}: expected a float32 matrix {data, n, dim}`);
+  if (!Number.isInteger(m.dim) || m.dim < 1) throw new Error(`${what}: dimension must be a positive integer, got ${m.dim}`);
+  if (!Number.isInteger(m.n) || m.n < 0 || m.data.length !== m.n * m.dim) throw new Error(`${what}: ${m.data.length} values do not make ${m.n} rows of ${m.dim}`);
+  if (m.n === 0) throw new Error(`${what} is empty (0 rows)`);
+  if (m.n < minRows) throw new Error(`${what} has ${m.n} row${m.n === 1 ? '' : 's'}; at least ${minRows} are needed (a training and a held-out test part)`);
+  for (let i = 0; i < m.data.length; i++) {
+    if (!Number.isFinite(m.data[i]!)) {
+      throw new Error(`${what}: row ${Math.floor(i / m.dim) + 1}, column ${(i % m.dim) + 1} is ${m.data[i]} (non-finite values are not accepted)`);
+    }
+  }
+}
+
+function numOption(o: Record<string, unknown>, key: string, def: number, ok: (v: number) => boolean, accepted: string): number {
+  if (o[key] === undefined) return def;
+  const v = Number(o[key]);
+  if (!Number.isFinite(v) || !ok(v)) throw new Error(`flow option ${key}: ${JSON.stringify(o[key])} is not accepted; accepted: ${accepted}`);
+  return v;
+}
+
+function checkTrainConfig(cfg: TrainConfig): void {
+  if (!cfg || typeof cfg !== 'object') throw new Error('flow training: missing configuration');
+  const n = (k: string, v: unknown, ok: (x: number) => boolean, acc: string) => {
+    if (typeof v !== 'number' || !ok(v)) throw new Error(`flow training: ${k} = ${String(v)} is not accepted; accepted: ${acc}`);
+  };
+  n('steps', cfg.steps, (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer');
+  n('batch', cfg.batch, (x) => Number.isInteger(x) && x >= 1 && x <= 1 << 20, 'an integer from 1 to 1048576');
+  n('lr', cfg.lr, (x) => Number.isFinite(x) && x > 0, 'a positive number');
+  n('seed', cfg.seed, (x) => Number.isSafeInteger(x), 'an integer');
+  if (cfg.data && cfg.target) throw new Error('flow training: give either a target dataset or data, not both');
+  if (!cfg.data && !cfg.target) throw new Error('flow training: needs a target dataset (--target NAME) or data (--data FILE)');
+}
+
+interface Prepared {
+  dim: number;
+  standardize: Standardize | null;
+  /** Training batch for a step (standardised). */
+  batchAt(step: number, size: number): Float32Array;
+  /** Rows for the data-dependent initialisation (standardised). */
+  initRows(): Float32Array;
+  /** Held-out test rows (standardised). */
+  test: DataMatrix;
+  /** Target rows in original units for pictures and W2. */
+  targetSamples(n: number): DataMatrix;
+}
+
+function standardizeInPlace(d: Float32Array, dim: number, s: Standardize): void {
+  for (let i = 0; i < d.length; i++) d[i] = (d[i]! - s.mean[i % dim]!) / s.std[i % dim]!;
+}
+
+function unstandardizeInPlace(d: Float32Array, dim: number, s: Standardize | null): void {
+  if (!s) return;
+  for (let i = 0; i < d.length; i++) d[i] = d[i]! * s.std[i % dim]! + s.mean[i % dim]!;
+}
+
+/** Σ log std: the NLL offset between standardised and original units. */
+export function logStdSum(s: Standardize | null): number {
+  return s ? s.std.reduce((a, v) => a + Math.log(v), 0) : 0;
+}
+
+function prepareData(cfg: TrainConfig, testSize: number, testFraction: number): Prepared {
+  if (cfg.data) {
+    const m = cfg.data;
+    validateData(m, 'training data', 2);
+    const dim = m.dim;
+    const perm = new Rng(cfg.seed, STREAM.split).permutation(m.n);
+    const nTest = Math.min(m.n - 1, Math.max(1, Math.round(testFraction * m.n)));
+    const nTrain = m.n - nTest;
+    const rows = (idx: ArrayLike<number>, from: number, count: number) => {
+      const out = new Float32Array(count * dim);
+      for (let r = 0; r < count; r++) out.set(m.data.subarray(idx[from + r]! * dim, (idx[from + r]! + 1) * dim), r * dim);
+      return out;
+    };
+    const train = rows(perm, 0, nTrain);
+    const testRaw = rows(perm, nTrain, nTest);
+    const meanV: number[] = [], stdV: number[] = [];
+    for (let j = 0; j < dim; j++) {
+      let s = 0;
+      for (let i = 0; i < nTrain; i++) s += train[i * dim + j]!;
+      const mu = s / nTrain;
+      let v = 0;
+      for (let i = 0; i < nTrain; i++) v += (train[i * dim + j]! - mu) ** 2;
+      const sd = Math.sqrt(v / Math.max(1, nTrain - 1));
+      meanV.push(mu);
+      stdV.push(sd > 1e-12 && Number.isFinite(sd) ? sd : 1);
+    }
+    const st: Standardize = { mean: meanV, std: stdV };
+    const trainStd = train.slice();
+    standardizeInPlace(trainStd, dim, st);
+    const testStd = testRaw.slice();
+    standardizeInPlace(testStd, dim, st);
+    return {
+      dim,
+      standardize: st,
+      batchAt(step, size) {
+        const rng = new Rng(cfg.seed, (STREAM.batch + step) >>> 0);
+        const out = new Float32Array(size * dim);
+        for (let r = 0; r < size; r++) {
+          const i = rng.int(nTrain);
+          out.set(trainStd.subarray(i * dim, (i + 1) * dim), r * dim);
+        }
+        return out;
+      },
+      initRows: () => trainStd.slice(0, Math.min(nTrain, 2048) * dim),
+      test: { data: testStd, n: nTest, dim },
+      targetSamples(n) {
+        const k = Math.min(n, nTest);
+        return { data: testRaw.slice(0, k * dim), n: k, dim };
+      },
+    };
+  }
+  const sampler: Sampler = getDataset(cfg.target!).sample;
+  return {
+    dim: 2,
+    standardize: null,
+    batchAt: (step, size) => sampler(size, new Rng(cfg.seed, (STREAM.batch + step) >>> 0)),
+    initRows: () => sampler(2048, new Rng(cfg.seed, STREAM.init)),
+    test: { data: sampler(testSize, new Rng(cfg.seed, STREAM.test)), n: testSize, dim: 2 },
+    targetSamples: (n) => ({ data: sampler(n, new Rng(cfg.seed, STREAM.target)), n, dim: 2 }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation helpers (also used by the CLI on checkpoints)
+
+/** Mean −log p over the rows of `m` (in the flow's own units), in batches, one readback each. */
+export async function meanNll(flow: Flow, m: DataMatrix, batch = 4096): Promise<number> {
+  if (m.dim !== flow.dim) throw new Error(`evaluation data has dimension ${m.dim}, the flow models dimension ${flow.dim}`);
+  let total = 0;
+  for (let start = 0; start < m.n; start += batch) {
+    const rows = Math.min(batch, m.n - start);
+    const s = noGrad(() => scope(() => sum(neg(flow.logProb(tensor(m.data.subarray(start * m.dim, (start + rows) * m.dim), [rows, m.dim]))))));
+    total += await s.item();
+    s.dispose();
+  }
+  return total / m.n;
+}
+
+/** log-density on a gw × gh grid of cell centres over bounds [xmin, xmax, ymin, ymax] (row j from the bottom). */
+export async function densityGrid(flow: Flow, bounds: [number, number, number, number], gw = 128, gh = gw, standardize: Standardize | null = null): Promise<Float32Array> {
+  if (flow.dim !== 2) throw new Error(`densityGrid: needs a 2-D flow, this one has dimension ${flow.dim}`);
+  const [x0, x1, y0, y1] = bounds;
+  const pts = new Float32Array(gw * gh * 2);
+  for (let j = 0; j < gh; j++)
+    for (let i = 0; i < gw; i++) {
+      pts[2 * (j * gw + i)] = x0 + ((i + 0.5) * (x1 - x0)) / gw;
+      pts[2 * (j * gw + i) + 1] = y0 + ((j + 0.5) * (y1 - y0)) / gh;
+    }
+  if (standardize) standardizeInPlace(pts, 2, standardize);
+  const out = new Float32Array(gw * gh);
+  const offset = logStdSum(standardize);
+  const B = 4096;
+  for (let start = 0; start < gw * gh; start += B) {
+    const rows = Math.min(B, gw * gh - start);
+    const lp = noGrad(() => scope(() => flow.logProb(tensor(pts.subarray(2 * start, 2 * (start + rows)), [rows, 2]))));
+    const v = await lp.data();
+    lp.dispose();
+    for (let k = 0; k < rows; k++) out[start + k] = v[k]! - offset;
+  }
+  return out;
+}
+
+/** n samples in original units (one readback). */
+export async function drawSamples(flow: Flow, n: number, seed: number, standardize: Standardize | null = null): Promise<DataMatrix> {
+  const rng = new GpuRng(seed);
+  const out = new Float32Array(n * flow.dim);
+  const B = 8192;
+  for (let start = 0; start < n; start += B) {
+    const rows = Math.min(B, n - start);
+    const x = noGrad(() => flow.sample(rows, rng));
+    out.set(await x.data(), start * flow.dim);
+    x.dispose();
+  }
+  unstandardizeInPlace(out, flow.dim, standardize);
+  return { data: out, n, dim: flow.dim };
+}
+
+/** Square bounds around the data with a 10 % margin. */
+function boundsOf(m: DataMatrix): [number, number, number, number] {
+  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  for (let i = 0; i < m.n; i++) {
+    const x = m.data[2 * i]!, y = m.data[2 * i + 1]!;
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  }
+  const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+  const half = (Math.max(x1 - x0, y1 - y0, 1e-3) / 2) * 1.1;
+  return [cx - half, cx + half, cy - half, cy + half];
+}
+
+/** The resolved run configuration stored in a checkpoint, checked. */
+export function readRunConfig(config: Record<string, unknown>): FlowRunConfig {
+  const c = config as unknown as FlowRunConfig;
+  if (!c || c.family !== 'flow' || !c.arch || typeof c.arch !== 'object') {
+    throw new Error('checkpoint config is not a flow configuration (no "arch"): was it written by flows/train.ts?');
+  }
+  return c;
+}
+
+/** Rebuilds a trained flow from a checkpoint's config and parameters. */
+export function flowFromCheckpoint(config: Record<string, unknown>, params: TrainState['params']): Flow {
+  const c = readRunConfig(config);
+  const arch = resolveArch(c.arch.method, c.arch.dim, c.arch as unknown as Record<string, unknown>, c.arch.seed);
+  const flow = buildFlow(arch);
+  try {
+    flow.store.load(params);
+  } catch (e) {
+    flow.dispose();
+    throw e;
+  }
+  return flow;
+}
+
+/** `wgflow sample` for flows: n samples in the data's original units. */
+export async function sampleFlow(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult> {
+  if (!Number.isInteger(opts.n) || opts.n < 1) throw new Error(`sample: n must be a positive integer, got ${opts.n}`);
+  const c = readRunConfig(ckpt.config);
+  const flow = flowFromCheckpoint(ckpt.config, ckpt.params);
+  try {
+    return { samples: await drawSamples(flow, opts.n, opts.seed, c.standardize), nfe: null };
+  } finally {
+    flow.dispose();
+  }
+}
+
+/**
+ * `wgflow eval` for flows: NLL (nats, original units) of `opts.data` or of `opts.n` fresh samples of
+ * the target set (default: the checkpoint's), and W2 between `opts.n` flow samples and target rows.
+ */
+export async function evalFlow(ckpt: ModelCheckpoint, opts: EvalOptions): Promise<EvalResult> {
+  const c = readRunConfig(ckpt.config);
+  let data: DataMatrix;
+  if (opts.data) {
+    validateData(opts.data, 'evaluation data');
+    data = opts.data;
+  } else {
+    const name = opts.target ?? c.target;
+    if (!name) throw new Error('eval: this flow was trained on a data file; pass --data FILE (or a --target dataset of the same dimension)');
+    data = { data: getDataset(name).sample(opts.n, new Rng(opts.seed, STREAM.test)), n: opts.n, dim: 2 };
+  }
+  if (data.dim !== c.dim) throw new Error(`eval: the data has dimension ${data.dim}, the flow was trained on dimension ${c.dim}`);
+  const flow = flowFromCheckpoint(ckpt.config, ckpt.params);
+  try {
+    const std = data.data.slice();
+    if (c.standardize) standardizeInPlace(std, data.dim, c.standardize);
+    const nll = (await meanNll(flow, { data: std, n: data.n, dim: data.dim })) + logStdSum(c.standardize);
+    const k = Math.min(opts.n, data.n);
+    const samples = await drawSamples(flow, k, opts.seed + GPU_SAMPLE_SEED_OFFSET, c.standardize);
+    const w2 = wassersteinW2(samples.data, data.data.slice(0, k * data.dim), k, data.dim);
+    return { w2, npe: null, nll, nfe: null };
+  } finally {
+    flow.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training
+
+/** Learning rate at `step` of `steps`. */
+export function learningRate(schedule: 'cosine' | 'constant', lr: number, step: number, steps: number): number {
+  if (schedule === 'constant' || steps <= 1) return lr;
+  return 0.5 * lr * (1 + Math.cos((Math.PI * Math.min(step, steps)) / steps));
+}
+
+export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume?: TrainState): Promise<TrainOutcome> {
+  checkTrainConfig(cfg);
+  if (!(FLOW_METHODS as readonly string[]).includes(cfg.method)) throw new Error(`flow training: method "${cfg.method}" is not a flow method`);
+  const o = cfg.options ?? {};
+  const schedule = (o.schedule ?? 'cosine') as 'cosine' | 'constant';
+  if (schedule !== 'cosine' && schedule !== 'constant') throw new Error(`flow option schedule: ${JSON.stringify(o.schedule)} is not accepted; accepted: cosine, constant`);
+  const testSize = numOption(o, 'testSize', 10000, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
+  const testFraction = numOption(o, 'testFraction', 0.1, (v) => v > 0 && v < 1, 'a number in (0, 1)');
+  const grid = numOption(o, 'grid', 128, (v) => Number.isInteger(v) && v >= 2 && v <= 1024, 'an integer from 2 to 1024');
+  const withW2 = o.w2 === undefined ? true : o.w2 === true || o.w2 === 'true';
+  const chunk = numOption(o, 'chunk', cfg.batch, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
+
+  const data = prepareData(cfg, testSize, testFraction);
+  const arch = resolveArch(cfg.method, data.dim, o, cfg.seed);
+  const config: FlowRunConfig = {
+    family: 'flow', method: arch.method, source: null, target: cfg.data ? null : cfg.target,
+    data: cfg.data ? { n: cfg.data.n, dim: cfg.data.dim } : null, dim: data.dim,
+    steps: cfg.steps, batch: cfg.batch, lr: cfg.lr, seed: cfg.seed, schedule, testSize, testFraction,
+    arch, standardize: data.standardize, options: { ...o },
+  };
+  const offset = logStdSum(data.standardize);
+  const b = getBackend();
+  const flow = buildFlow(arch);
+  let adam: Adam | null = null;
+  try {
+    const paramSet = flow.store.paramSet;
+    if (!paramSet) throw new Error(`method ${arch.method}: the flow has no trainable parameters`);
+    adam = new Adam(paramSet, { lr: cfg.lr });
+    let step = 0;
+    const losses: { step: number; loss: number }[] = [];
+    if (resume) {
+      if (!Number.isInteger(resume.step) || resume.step < 0) throw new Error(`resume: invalid step ${resume.step}`);
+      flow.store.load(resume.params);
+      adam.loadState(resume.adam);
+      step = resume.step;
+      losses.push(...resume.losses);
+    } else {
+      const init = data.initRows();
+      const x = tensor(init, [init.length / data.dim, data.dim]);
+      await flow.initialize(x);
+      x.dispose();
+    }
+    const params = flow.parameters;
+    const state = async (s: number): Promise<TrainState> => ({
+      step: s, params: await flow.store.read(), adam: await adam!.state(), extra: { initialized: true }, losses: [...losses],
+    });
+
+    const interval = hooks.progressIntervalMs ?? 500;
+    const every = hooks.checkpointEvery ?? 0;
+    const startStep = step;
+    const d0 = b.counters.dispatches;
+    const t0 = performance.now();
+    let lastReport = t0;
+    let acc: Tensor | null = null;
+    let accSteps = 0;
+    let lastLoss = NaN;
+    const report = async (atStep: number) => {
+      if (!acc || accSteps === 0) return;
+      const v = (await acc.item()) / accSteps + offset;
+      acc.dispose();
+      acc = null;
+      accSteps = 0;
+      lastLoss = v;
+      losses.push({ step: atStep, loss: v });
+      hooks.onProgress?.({ step: atStep, steps: cfg.steps, loss: v, elapsedMs: performance.now() - t0 });
+      if (!Number.isFinite(v)) throw new Error(`flow training diverged at step ${atStep} (loss ${v}); try a lower --lr or a smaller scaleBound`);
+      lastReport = performance.now();
+    };
+    while (step < cfg.steps) {
+      if (hooks.signal?.aborted) break;
+      const xb = data.batchAt(step, cfg.batch);
+      const lr = learningRate(schedule, cfg.lr, step, cfg.steps);
+      scope(() => {
+        const xs: Tensor[] = [];
+        for (let r = 0; r < cfg.batch; r += chunk) {
+          const rows = Math.min(chunk, cfg.batch - r);
+          xs.push(tensor(xb.subarray(r * data.dim, (r + rows) * data.dim), [rows, data.dim]));
+        }
+        const { value, grads } = valueAndGrad(() => {
+          if (xs.length === 1) return neg(mean(flow.logProb(xs[0]!)));
+          let total: Tensor | null = null;
+          for (const x of xs) {
+            const s = sum(flow.logProb(x));
+            total = total ? add(total, s) : s;
+          }
+          return affine(total!, -1 / cfg.batch);
+        }, params);
+        adam!.step(grads, lr);
+        const next = keep(acc ? add(acc, value) : add(value, 0));
+        acc?.dispose();
+        acc = next;
+      });
+      b.flush();
+      step++;
+      accSteps++;
+      if (performance.now() - lastReport >= interval || step === cfg.steps) await report(step);
+      if (every > 0 && step % every === 0 && hooks.onCheckpoint) {
+        await report(step);
+        await hooks.onCheckpoint(await state(step));
+      }
+    }
+    await report(step);
+    const stepsDone = step - startStep;
+    const elapsed = performance.now() - t0;
+    const dispatches = b.counters.dispatches - d0;
+
+    // Evaluation.
+    const nll = (await meanNll(flow, data.test)) + offset;
+    const nShow = 2048;
+    const samples = await drawSamples(flow, nShow, cfg.seed + GPU_SAMPLE_SEED_OFFSET, data.standardize);
+    const target = data.targetSamples(nShow);
+    let density: TrainOutcome['density'];
+    if (data.dim === 2) {
+      const bounds = boundsOf(target);
+      density = { values: await densityGrid(flow, bounds, grid, grid, data.standardize), gw: grid, gh: grid, bounds };
+    }
+    let w2: number | null = null;
+    if (withW2) {
+      const k = Math.min(samples.n, target.n);
+      w2 = wassersteinW2(samples.data.subarray(0, k * data.dim), target.data.subarray(0, k * data.dim), k, data.dim);
+    }
+    const finalState = await state(step);
+    if (hooks.onCheckpoint && !(every > 0 && step % every === 0 && stepsDone > 0)) await hooks.onCheckpoint(finalState);
+    return {
+      config: config as unknown as Record<string, unknown>,
+      state: finalState,
+      metrics: {
+        w2, npe: null, nll, loss: lastLoss,
+        ms_per_step: stepsDone > 0 ? elapsed / stepsDone : 0,
+        dispatches_per_step: stepsDone > 0 ? dispatches / stepsDone : 0,
+      },
+      samples,
+      target,
+      density,
+    };
+  } finally {
+    adam?.dispose();
+    flow.dispose();
+  }
+}
+
+export const flowJob: TrainJob = { run: trainFlow };

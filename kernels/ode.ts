@@ -1,0 +1,376 @@
+/**
+ * Fused ODE kernels for flow-matching vector fields: the whole MLP v(x, t) is evaluated inside the
+ * shader with its weights read from the flat parameter buffer (engine/optim.ts ParamSet) at offsets
+ * baked into the source, so one dispatch moves a batch through one or many solver steps with no
+ * intermediate tensors.
+ *
+ *  - `fixedStepKernel`: Euler, midpoint or RK4 (Butcher tableaux below), `steps` steps per dispatch
+ *    from uniforms (t0, dt, steps); optionally accumulates the path energy ∫‖v‖² dt with the
+ *    solver's own quadrature weights (for NPE, SPEC §3).
+ *  - `cnfKernel`: RK4 on the augmented CNF state [x, ∫ div v dt] (run backwards in time for
+ *    log p(x)), with the exact divergence (d forward-mode tangents e_1..e_d pushed through the MLP
+ *    next to the primal) or Hutchinson's εᵀ(∂v/∂x)ε with a probe ε fixed per sample for the solve.
+ *  - `fieldKernel`: one evaluation of v (and optionally div v) for a batch (tests, references).
+ *
+ * Code shape (measured on SwiftShader, see bench/cfm-sample.ts): each thread owns S samples
+ * (default 8). A layer loops over its outputs j at run time and, for each j, reads the column
+ * W[:, j] once (fully unrolled over the inputs k) and uses every weight for all S samples (and all
+ * tangents): buffer loads are SwiftShader's bottleneck (a load costs ~15 FMAs), so reuse across
+ * samples is what pays. Activations live in private arrays indexed by constants (registers or
+ * stack slots) except for the one dynamic store per output. One sample per thread runs ~5× slower.
+ */
+import type { KernelSpec } from '../engine/backend';
+import { SELU_ALPHA, SELU_LAMBDA } from './elementwise';
+import { f32, u32, type Binding } from './wgsl';
+
+export type MlpActivation = 'none' | 'relu' | 'selu' | 'tanh' | 'sigmoid';
+
+/** A dense MLP [x, t] → … → d stored as W_k ([dims[k], dims[k+1]], row-major, for x·W) and b_k. */
+export interface MlpLayout {
+  /** Layer widths: dims[0] = d + 1 (state, then t last), dims[last] = d. */
+  readonly dims: readonly number[];
+  /** Activation after every layer except the last. */
+  readonly activation: MlpActivation;
+  /** Element offsets of W_k and b_k in the flat parameter buffer. */
+  readonly wOffsets: readonly number[];
+  readonly bOffsets: readonly number[];
+}
+
+/** The standard layout [W0, b0, W1, b1, …] packed from offset 0 (what cfm/mlp.ts builds). */
+export function packedLayout(dims: readonly number[], activation: MlpActivation): MlpLayout {
+  const wOffsets: number[] = [];
+  const bOffsets: number[] = [];
+  let off = 0;
+  for (let k = 0; k + 1 < dims.length; k++) {
+    wOffsets.push(off);
+    off += dims[k]! * dims[k + 1]!;
+    bOffsets.push(off);
+    off += dims[k + 1]!;
+  }
+  return { dims: [...dims], activation, wOffsets, bOffsets };
+}
+
+/** Number of parameters the layout spans (the flat buffer must hold at least this many). */
+export function layoutSize(l: MlpLayout): number {
+  const last = l.dims.length - 2;
+  return l.bOffsets[last]! + l.dims[last + 1]!;
+}
+
+export function stateDim(l: MlpLayout): number {
+  const d = l.dims[l.dims.length - 1]!;
+  if (l.dims[0] !== d + 1) throw new Error(`MLP layout: input width ${l.dims[0]} must be the output width ${d} + 1 (state, then t)`);
+  return d;
+}
+
+/** WGSL helpers act(z) and dact(z) = act'(z) for the layout's activation. */
+export function activationWgsl(act: MlpActivation): string {
+  const L = f32(SELU_LAMBDA);
+  const LA = f32(SELU_LAMBDA * SELU_ALPHA);
+  const body: Record<MlpActivation, [string, string]> = {
+    none: ['return z;', 'return 1.0;'],
+    relu: ['return max(z, 0.0);', 'return select(0.0, 1.0, z > 0.0);'],
+    selu: [`return select(${LA} * (exp(min(z, 0.0)) - 1.0), ${L} * z, z > 0.0);`, `return select(${LA} * exp(min(z, 0.0)), ${L}, z > 0.0);`],
+    tanh: ['return tanh(clamp(z, -10.0, 10.0));', 'let y = tanh(clamp(z, -10.0, 10.0));\n  return 1.0 - y * y;'],
+    sigmoid: ['return 1.0 / (1.0 + exp(-z));', 'let y = 1.0 / (1.0 + exp(-z));\n  return y * (1.0 - y);'],
+  };
+  const [f, d] = body[act];
+  return `fn act(z: f32) -> f32 {\n  ${f}\n}\nfn dact(z: f32) -> f32 {\n  ${d}\n}`;
+}
+
+const range = (n: number): number[] => [...Array(n).keys()];
+
+/** What the generated field function computes besides v. */
+export type JvpMode = 'none' | 'trace' | 'probe';
+
+/**
+ * WGSL for S samples at one time t:
+ *   'none':  fn field(x: array<array<f32, D>, S>, t: f32) -> array<array<f32, D>, S>
+ *   'trace': fn field_div(x, t) -> FieldDiv { v, div: array<f32, S> } with div = tr ∂v/∂x exactly
+ *            (D tangents e_m per sample, forward mode);
+ *   'probe': fn field_div(x, t, e: array<array<f32, D>, S>) -> FieldDiv with div = eᵀ(∂v/∂x)e.
+ * Weights are read from the storage array `P` at offsets baked in.
+ */
+export function mlpWgsl(l: MlpLayout, S: number, mode: JvpMode = 'none'): string {
+  const d = stateDim(l);
+  const nl = l.dims.length - 1;
+  const T = mode === 'trace' ? d : mode === 'probe' ? 1 : 0; // tangents per sample
+  const Sx = range(S);
+  const Tx = range(T);
+  const L: string[] = [];
+  const vecT = `array<array<f32, ${d}>, ${S}>`;
+  if (mode === 'none') L.push(`fn field(x: ${vecT}, t: f32) -> ${vecT} {`);
+  else {
+    L.push(`struct FieldDiv { v: ${vecT}, div: array<f32, ${S}> }`);
+    L.push(`fn field_div(x: ${vecT}, t: f32${mode === 'probe' ? `, e: ${vecT}` : ''}) -> FieldDiv {`);
+  }
+  // Private activation arrays: h{parity}_{s} for primals, g{parity}_{s}_{m} for tangents.
+  const widest = Math.max(...l.dims.slice(1, -1), 1);
+  for (const p of [0, 1]) {
+    for (const s of Sx) {
+      L.push(`  var h${p}_${s}: array<f32, ${widest}>;`);
+      for (const m of Tx) L.push(`  var g${p}_${s}_${m}: array<f32, ${widest}>;`);
+    }
+  }
+  // Input of layer 0 per sample: x[s][0..d-1], t.
+  const in0 = (s: number, k: number) => (k < d ? `x[${s}][${k}]` : 't');
+  for (let k = 0; k < nl; k++) {
+    const nIn = l.dims[k]!;
+    const nOut = l.dims[k + 1]!;
+    const last = k === nl - 1;
+    const rd = (k + 1) % 2; // parity written by layer k-1 (layer k writes parity k % 2)
+    const wr = k % 2;
+    const prim = (s: number, i: number) => (k === 0 ? in0(s, i) : `h${rd}_${s}[${i}]`);
+    const tang = (s: number, m: number, i: number) => `g${rd}_${s}_${m}[${i}]`;
+    const W = (i: number, j: string) => `P[${u32(l.wOffsets[k]!)} + ${i}u * ${u32(nOut)} + ${j}]`;
+    const B = (j: string) => `P[${u32(l.bOffsets[k]!)} + ${j}]`;
+    if (!last) {
+      L.push(`  for (var j = 0u; j < ${u32(nOut)}; j++) {`);
+      for (let i = 0; i < nIn; i++) L.push(`    let w${i} = ${W(i, 'j')};`);
+      for (const s of Sx) {
+        L.push(`    let z${s} = ${B('j')} + ${range(nIn).map((i) => `${prim(s, i)} * w${i}`).join(' + ')};`);
+        L.push(`    h${wr}_${s}[j] = act(z${s});`);
+        if (T > 0) L.push(`    let dz${s} = dact(z${s});`);
+        for (const m of Tx) {
+          let tz: string;
+          if (k === 0) tz = mode === 'trace' ? `w${m}` : range(d).map((i) => `e[${s}][${i}] * w${i}`).join(' + ');
+          else tz = range(nIn).map((i) => `${tang(s, m, i)} * w${i}`).join(' + ');
+          L.push(`    g${wr}_${s}_${m}[j] = dz${s} * (${tz});`);
+        }
+      }
+      L.push('  }');
+    } else {
+      // Output layer: d columns, unrolled (constant weight offsets).
+      L.push(`  var v: ${vecT};`);
+      if (T > 0) L.push(`  var div: array<f32, ${S}>;`);
+      for (let j = 0; j < nOut; j++) {
+        for (let i = 0; i < nIn; i++) L.push(`  let wo${j}_${i} = P[${u32(l.wOffsets[k]! + i * nOut + j)}];`);
+        for (const s of Sx) {
+          L.push(`  v[${s}][${j}] = P[${u32(l.bOffsets[k]! + j)}] + ${range(nIn).map((i) => `${prim(s, i)} * wo${j}_${i}`).join(' + ')};`);
+        }
+      }
+      for (const s of Sx) {
+        if (mode === 'trace') {
+          // (J e_m)_m summed over m: the column of output m against tangent m only.
+          const terms = range(d).map((m) => range(nIn).map((i) => `${k === 0 ? (i === m ? '1.0' : '0.0') : tang(s, m, i)} * wo${m}_${i}`).join(' + '));
+          L.push(`  div[${s}] = ${terms.map((x) => `(${x})`).join(' + ')};`);
+        } else if (mode === 'probe') {
+          const jv = range(d).map((j) => `(${range(nIn).map((i) => `${k === 0 ? (i < d ? `e[${s}][${i}]` : '0.0') : tang(s, 0, i)} * wo${j}_${i}`).join(' + ')})`);
+          L.push(`  div[${s}] = ${jv.map((x, j) => `e[${s}][${j}] * ${x}`).join(' + ')};`);
+        }
+      }
+    }
+  }
+  L.push(mode === 'none' ? '  return v;' : '  return FieldDiv(v, div);', '}');
+  return L.join('\n');
+}
+
+export type FixedMethod = 'euler' | 'midpoint' | 'rk4';
+
+/** Explicit Butcher tableaux: stage time offsets c, stage coefficients a (row s: a[s][0..s-1]), weights b. */
+export const TABLEAUX: Record<FixedMethod, { c: number[]; a: number[][]; b: number[] }> = {
+  euler: { c: [0], a: [[]], b: [1] },
+  midpoint: { c: [0, 0.5], a: [[], [0.5]], b: [0, 1] },
+  rk4: { c: [0, 0.5, 0.5, 1], a: [[], [0.5], [0, 0.5], [0, 0, 1]], b: [1 / 6, 1 / 3, 1 / 3, 1 / 6] },
+};
+
+/**
+ * Uniforms of the ODE kernels: t0, dt (f32), steps, n (u32). The batch size n is a uniform, not a
+ * constant, so one pipeline serves every batch size (the dispatch size comes from the spec).
+ */
+export function odeUniforms(t0: number, dt: number, steps: number, n: number): Uint8Array {
+  const buf = new ArrayBuffer(16);
+  new Float32Array(buf, 0, 2).set([t0, dt]);
+  new Uint32Array(buf, 8, 2).set([steps >>> 0, n >>> 0]);
+  return new Uint8Array(buf);
+}
+
+const ODE_STRUCT = 'struct OdeParams { t0: f32, dt: f32, steps: u32, n: u32 }';
+const WG = 64;
+/** Default samples per thread (see the header). */
+export const SAMPLES_PER_THREAD = 8;
+
+/**
+ * Bindings with the parameter buffer `P` declared as a fixed-size array: constant indices into it
+ * need no run-time bounds clamp.
+ */
+function kernelSpec(name: string, bindings: readonly Binding[], source: string, threads: number, pSize: number): KernelSpec {
+  const decl = bindings
+    .map((b, i) => {
+      if (b.kind === 'uniform') return `@group(0) @binding(${i}) var<uniform> ${b.name}: ${b.type};`;
+      const access = b.kind === 'read' ? 'read' : 'read_write';
+      const type = b.name === 'P' ? `array<f32, ${pSize}>` : `array<${b.type ?? 'f32'}>`;
+      return `@group(0) @binding(${i}) var<storage, ${access}> ${b.name}: ${type};`;
+    })
+    .join('\n');
+  const groups = Math.ceil(threads / WG);
+  if (groups > 65535) throw new RangeError(`${name}: ${threads} threads exceed one dispatch (raise samples per thread)`);
+  return { name, source: `${decl}\n${source}`, bindings: bindings.map((b) => b.kind), workgroups: [groups, 1, 1] };
+}
+
+/** Prologue: thread → samples base..base+S-1 (clamped to n − 1 for loads; stores are guarded). */
+function samplePrologue(S: number): string {
+  return `  let base = gid.x * ${u32(S)};
+  if (base >= up.n) { return; }
+${range(S).map((s) => `  let r${s} = min(base + ${u32(s)}, up.n - 1u);`).join('\n')}`;
+}
+
+function loadState(d: number, S: number, buf: string, name: string): string {
+  return `  var ${name}: array<array<f32, ${d}>, ${S}>;\n${range(S).map((s) => range(d).map((k) => `  ${name}[${s}][${k}] = ${buf}[r${s} * ${u32(d)} + ${u32(k)}];`).join('\n')).join('\n')}`;
+}
+
+function storeState(d: number, S: number, buf: string, name: string): string {
+  return range(S)
+    .map((s) => `  if (base + ${u32(s)} < up.n) {\n${range(d).map((k) => `    ${buf}[r${s} * ${u32(d)} + ${u32(k)}] = ${name}[${s}][${k}];`).join('\n')}\n  }`)
+    .join('\n');
+}
+
+export interface FixedStepOptions {
+  /** Accumulate E[i] += ∫‖v‖² dt (quadrature with the method's weights b). */
+  energy?: boolean;
+  samplesPerThread?: number;
+}
+
+/**
+ * Integrates X (n × d, in place) with `steps` steps of `method` from t0 by dt (uniforms). The stage
+ * loop is a run-time loop, so the MLP is emitted once.
+ * Bindings: uniforms, P (parameters), X, [E].
+ */
+export function fixedStepKernel(l: MlpLayout, n: number, method: FixedMethod, opts: FixedStepOptions = {}): KernelSpec {
+  const d = stateDim(l);
+  const S = opts.samplesPerThread ?? SAMPLES_PER_THREAD;
+  const tab = TABLEAUX[method];
+  const NS = tab.c.length;
+  const bindings: Binding[] = [
+    { name: 'up', kind: 'uniform', type: 'OdeParams' },
+    { name: 'P', kind: 'read' },
+    { name: 'X', kind: 'read_write' },
+  ];
+  if (opts.energy) bindings.push({ name: 'E', kind: 'read_write' });
+  const stageSel: string[] = [];
+  for (let st = 1; st < NS; st++) {
+    const upd = range(S).flatMap((s) =>
+      range(d).map((i) => `xs[${s}][${i}] = x[${s}][${i}]${tab.a[st]!.map((a, r) => (a === 0 ? '' : ` + ${f32(a)} * h * ks[${r}][${s}][${i}]`)).join('')};`),
+    );
+    stageSel.push(`      if (st == ${u32(st)}) {\n        ${upd.join('\n        ')}\n        ts = t + ${f32(tab.c[st]!)} * h;\n      }`);
+  }
+  const src = `${ODE_STRUCT}
+${activationWgsl(l.activation)}
+${mlpWgsl(l, S)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+${samplePrologue(S)}
+${loadState(d, S, 'X', 'x')}
+  let h = up.dt;
+  var bw = array<f32, ${NS}>(${tab.b.map(f32).join(', ')});
+  var energy = array<f32, ${S}>();
+  for (var step = 0u; step < up.steps; step++) {
+    let t = up.t0 + f32(step) * h;
+    var acc = array<array<f32, ${d}>, ${S}>();
+    var ks: array<array<array<f32, ${d}>, ${S}>, ${NS}>;
+    for (var st = 0u; st < ${u32(NS)}; st++) {
+      var xs = x;
+      var ts = t;
+${stageSel.join('\n')}
+      let k = field(xs, ts);
+      ks[st] = k;
+      let b = bw[st];
+${range(S).map((s) => `      energy[${s}] = fma(b * abs(h), ${range(d).map((i) => `k[${s}][${i}] * k[${s}][${i}]`).join(' + ')}, energy[${s}]);\n${range(d).map((i) => `      acc[${s}][${i}] = fma(b, k[${s}][${i}], acc[${s}][${i}]);`).join('\n')}`).join('\n')}
+    }
+${range(S).map((s) => range(d).map((i) => `    x[${s}][${i}] = fma(h, acc[${s}][${i}], x[${s}][${i}]);`).join('\n')).join('\n')}
+  }
+${storeState(d, S, 'X', 'x')}
+${opts.energy ? range(S).map((s) => `  if (base + ${u32(s)} < up.n) { E[r${s}] = E[r${s}] + energy[${s}]; }`).join('\n') : '  _ = energy;'}
+}`;
+  return kernelSpec(`ode_${method}[${n}x${l.dims.join('-')}${opts.energy ? '+energy' : ''}/S${S}]`, bindings, src, Math.ceil(n / S), layoutSize(l));
+}
+
+export interface CnfOptions {
+  /** 'trace': exact divergence; 'probe': Hutchinson with the probe buffer E (n × d). */
+  divergence: 'trace' | 'probe';
+  samplesPerThread?: number;
+}
+
+/**
+ * RK4 on the augmented state [x, ℓ] with dx/dt = v(x, t), dℓ/dt = div v(x, t), `steps` steps from
+ * t0 by dt (negative dt integrates backwards). X (n × d) is updated in place, Lacc[i] += ℓ change.
+ * Bindings: uniforms, P, X, Lacc, [E (probe, n × d)].
+ */
+export function cnfKernel(l: MlpLayout, n: number, opts: CnfOptions): KernelSpec {
+  const d = stateDim(l);
+  const S = opts.samplesPerThread ?? Math.max(2, Math.floor(SAMPLES_PER_THREAD / (opts.divergence === 'trace' ? d : 2)));
+  const tab = TABLEAUX.rk4;
+  const bindings: Binding[] = [
+    { name: 'up', kind: 'uniform', type: 'OdeParams' },
+    { name: 'P', kind: 'read' },
+    { name: 'X', kind: 'read_write' },
+    { name: 'Lacc', kind: 'read_write' },
+  ];
+  if (opts.divergence === 'probe') bindings.push({ name: 'E', kind: 'read' });
+  const stageSel: string[] = [];
+  for (let st = 1; st < 4; st++) {
+    const upd = range(S).flatMap((s) =>
+      range(d).map((i) => `xs[${s}][${i}] = x[${s}][${i}]${tab.a[st]!.map((a, r) => (a === 0 ? '' : ` + ${f32(a)} * h * ks[${r}][${s}][${i}]`)).join('')};`),
+    );
+    stageSel.push(`      if (st == ${u32(st)}) {\n        ${upd.join('\n        ')}\n        ts = t + ${f32(tab.c[st]!)} * h;\n      }`);
+  }
+  const src = `${ODE_STRUCT}
+${activationWgsl(l.activation)}
+${mlpWgsl(l, S, opts.divergence)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+${samplePrologue(S)}
+${loadState(d, S, 'X', 'x')}
+${opts.divergence === 'probe' ? loadState(d, S, 'E', 'e') : ''}
+  let h = up.dt;
+  var bw = array<f32, 4>(${tab.b.map(f32).join(', ')});
+  var ell = array<f32, ${S}>();
+  for (var step = 0u; step < up.steps; step++) {
+    let t = up.t0 + f32(step) * h;
+    var acc = array<array<f32, ${d}>, ${S}>();
+    var ks: array<array<array<f32, ${d}>, ${S}>, 4>;
+    for (var st = 0u; st < 4u; st++) {
+      var xs = x;
+      var ts = t;
+${stageSel.join('\n')}
+      let fd = field_div(xs, ts${opts.divergence === 'probe' ? ', e' : ''});
+      ks[st] = fd.v;
+      let b = bw[st] * h;
+${range(S).map((s) => `      ell[${s}] = fma(b, fd.div[${s}], ell[${s}]);\n${range(d).map((i) => `      acc[${s}][${i}] = fma(bw[st], fd.v[${s}][${i}], acc[${s}][${i}]);`).join('\n')}`).join('\n')}
+    }
+${range(S).map((s) => range(d).map((i) => `    x[${s}][${i}] = fma(h, acc[${s}][${i}], x[${s}][${i}]);`).join('\n')).join('\n')}
+  }
+${storeState(d, S, 'X', 'x')}
+${range(S).map((s) => `  if (base + ${u32(s)} < up.n) { Lacc[r${s}] = Lacc[r${s}] + ell[${s}]; }`).join('\n')}
+}`;
+  return kernelSpec(`cnf_rk4_${opts.divergence}[${n}x${l.dims.join('-')}/S${S}]`, bindings, src, Math.ceil(n / S), layoutSize(l));
+}
+
+/**
+ * One evaluation at time `t` (uniform t0): V = v(X, t) and, unless mode is 'none', Div = div v
+ * (exact, or the probe estimate with E). Bindings: uniforms, P, X, V, [Div], [E].
+ */
+export function fieldKernel(l: MlpLayout, n: number, mode: JvpMode = 'none', samplesPerThread = 4): KernelSpec {
+  const d = stateDim(l);
+  const S = samplesPerThread;
+  const bindings: Binding[] = [
+    { name: 'up', kind: 'uniform', type: 'OdeParams' },
+    { name: 'P', kind: 'read' },
+    { name: 'X', kind: 'read' },
+    { name: 'V', kind: 'read_write' },
+  ];
+  if (mode !== 'none') bindings.push({ name: 'Div', kind: 'read_write' });
+  if (mode === 'probe') bindings.push({ name: 'E', kind: 'read' });
+  const src = `${ODE_STRUCT}
+${activationWgsl(l.activation)}
+${mlpWgsl(l, S, mode)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+${samplePrologue(S)}
+${loadState(d, S, 'X', 'x')}
+${mode === 'probe' ? loadState(d, S, 'E', 'e') : ''}
+${mode === 'none' ? '  let v = field(x, up.t0);' : `  let fd = field_div(x, up.t0${mode === 'probe' ? ', e' : ''});\n  let v = fd.v;`}
+${storeState(d, S, 'V', 'v')}
+${mode === 'none' ? '' : range(S).map((s) => `  if (base + ${u32(s)} < up.n) { Div[r${s}] = fd.div[${s}]; }`).join('\n')}
+}`;
+  return kernelSpec(`field_${mode}[${n}x${l.dims.join('-')}/S${S}]`, bindings, src, Math.ceil(n / S), layoutSize(l));
+}

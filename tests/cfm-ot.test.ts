@@ -1,0 +1,197 @@
+import { beforeAll, describe, expect, test } from 'vitest';
+import { tensor } from '../engine';
+import { Rng } from '../engine/philox';
+import { costMatrix, exactPairs, gatherRowsCpu, pairLabels, sinkhornClassicF64, sinkhornLogF64, sinkhornPlan } from '../cfm/ot';
+import { otPlanExact, squaredEuclideanCost } from '../cfm/ot/assignment';
+import { gpu } from './helpers';
+
+beforeAll(async () => {
+  await gpu();
+});
+
+function points(n: number, d: number, rng: Rng, scale = 1, shift = 0): Float32Array {
+  return Float32Array.from({ length: n * d }, () => Math.fround(rng.normal() * scale + shift));
+}
+
+function marginals(plan: ArrayLike<number>, n: number, m: number): { rows: Float64Array; cols: Float64Array } {
+  const rows = new Float64Array(n);
+  const cols = new Float64Array(m);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
+    rows[i] += plan[i * m + j]!;
+    cols[j] += plan[i * m + j]!;
+  }
+  return { rows, cols };
+}
+
+describe('cost matrix', () => {
+  test('squared Euclidean through the inner-product kernel matches float64', async () => {
+    const rng = new Rng(3);
+    for (const [n, m, d] of [[17, 9, 2], [8, 13, 5]] as const) {
+      const a = points(n, d, rng), b = points(m, d, rng, 2, 1);
+      const C = costMatrix(tensor(a, [n, d]), tensor(b, [m, d]));
+      const got = await C.data();
+      const ref = squaredEuclideanCost(a, b, n, m, d);
+      for (let k = 0; k < n * m; k++) expect(Math.abs(got[k]! - ref[k]!)).toBeLessThan(1e-4 * (1 + ref[k]!));
+    }
+  });
+});
+
+describe('log-domain Sinkhorn kernel', () => {
+  const cases = [
+    { name: 'square, reg 0.5', n: 24, m: 24, reg: 0.5, normalize: false, scale: 1 },
+    { name: 'rectangular, reg 0.2', n: 20, m: 33, reg: 0.2, normalize: false, scale: 1 },
+    { name: 'normalised cost, reg 0.05', n: 32, m: 32, reg: 0.05, normalize: true, scale: 2 },
+    // Clouds 4 apart with ε = 0.05: whole rows of exp(−C/ε) underflow in float32 (κC > 104).
+    { name: 'reg 0.05 on raw costs (non-log form underflows)', n: 24, m: 24, reg: 0.05, normalize: false, scale: 1, shift: 4, tol: 2e-5, planTol: 3e-5 },
+  ];
+  for (const c of cases) {
+    test(`${c.name}: marginals and plan vs float64 log-domain reference`, async () => {
+      const rng = new Rng(11 + c.n + c.m);
+      const a = points(c.n, 2, rng, c.scale), b = points(c.m, 2, rng, c.scale, c.shift ?? 1.5);
+      const rep = await sinkhornPlan(tensor(a, [c.n, 2]), tensor(b, [c.m, 2]), { reg: c.reg, normalize: c.normalize, tol: c.tol ?? 1e-5, maxIter: 20000, sampling: 'none' });
+      expect(rep.converged, `converged after ${rep.iterations} iterations (err ${rep.err})`).toBe(true);
+      const { rows, cols } = marginals(rep.plan, c.n, c.m);
+      let rowErr = 0, colErr = 0;
+      rows.forEach((r) => (rowErr += Math.abs(r - 1 / c.n)));
+      cols.forEach((r) => (colErr += Math.abs(r - 1 / c.m)));
+      expect(rowErr).toBeLessThan(2 * (c.tol ?? 1e-5));
+      expect(colErr).toBeLessThan(2 * (c.tol ?? 1e-5));
+      const C = squaredEuclideanCost(a, b, c.n, c.m, 2);
+      const ref = sinkhornLogF64(C, c.n, c.m, c.reg, { tol: 1e-12, maxIter: 200000, normalize: c.normalize });
+      let worst = 0;
+      for (let k = 0; k < c.n * c.m; k++) worst = Math.max(worst, Math.abs(rep.plan[k]! - ref.plan[k]!));
+      // Entries are at most 1/n; both plans are converged (the GPU to tol in L1, float32 potentials).
+      expect(worst, 'max |P_gpu − P_ref|').toBeLessThan(c.planTol ?? 3e-5);
+      if (c.name.includes('underflows')) {
+        let zeroRows = 0;
+        for (let i = 0; i < c.n; i++) {
+          let s = 0;
+          for (let j = 0; j < c.m; j++) s += Math.fround(Math.exp(-C[i * c.m + j]! / c.reg));
+          if (s === 0) zeroRows++;
+        }
+        expect(zeroRows, 'rows of K = exp(−C/ε) that underflow to 0 in float32').toBeGreaterThan(0);
+        const classic = sinkhornClassicF64(C, c.n, c.m, c.reg, 50, true);
+        expect(classic.some((v) => !Number.isFinite(v)), 'classical Sinkhorn breaks (0/0)').toBe(true);
+      }
+    });
+  }
+
+  test('unconverged runs stop at maxIter and report it', async () => {
+    const rng = new Rng(5);
+    const a = points(16, 2, rng, 3), b = points(16, 2, rng, 3, 2);
+    const rep = await sinkhornPlan(tensor(a, [16, 2]), tensor(b, [16, 2]), { reg: 0.01, tol: 1e-9, maxIter: 30, checkEvery: 10, sampling: 'none' });
+    expect(rep.iterations).toBe(30);
+    expect(rep.converged).toBe(false);
+    // Columns are exact after every column update, whatever the row error.
+    const { cols } = marginals(rep.plan, 16, 16);
+    cols.forEach((s) => expect(Math.abs(s - 1 / 16)).toBeLessThan(1e-5));
+  });
+});
+
+describe('kernel variants', () => {
+  test('loop and unrolled kernels, thread counts and ε-scaling reach the same plan', async () => {
+    const rng = new Rng(31);
+    const n = 40, m = 40;
+    const a = points(n, 2, rng, 1.5), b = points(m, 2, rng, 1, 2);
+    const C = squaredEuclideanCost(a, b, n, m, 2);
+    const ref = sinkhornLogF64(C, n, m, 0.2, { tol: 1e-12, maxIter: 100000 });
+    const variants = [
+      { style: 'loop' as const },
+      { style: 'unrolled' as const, threads: 16 },
+      { style: 'unrolled' as const, threads: 64 },
+      { style: 'auto' as const, epsScaling: 10 },
+      { style: 'loop' as const, epsScaling: 5, threads: 32 },
+    ];
+    const iters: number[] = [];
+    for (const v of variants) {
+      const rep = await sinkhornPlan(tensor(a, [n, 2]), tensor(b, [m, 2]), { reg: 0.2, tol: 1e-5, maxIter: 20000, sampling: 'none', ...v });
+      expect(rep.converged, JSON.stringify(v)).toBe(true);
+      let worst = 0;
+      for (let k = 0; k < n * m; k++) worst = Math.max(worst, Math.abs(rep.plan[k]! - ref.plan[k]!));
+      expect(worst, JSON.stringify(v)).toBeLessThan(3e-5);
+      iters.push(rep.iterations);
+    }
+    // ε-scaling needs fewer iterations than plain iterations at the final ε.
+    expect(iters[3]!).toBeLessThan(iters[2]!);
+  }, 600_000);
+
+  test('a 300 × 300 problem takes the loop kernel', async () => {
+    const rng = new Rng(32);
+    const n = 300;
+    const a = points(n, 2, rng), b = points(n, 2, rng, 1, 1);
+    const rep = await sinkhornPlan(tensor(a, [n, 2]), tensor(b, [n, 2]), { reg: 1, tol: 1e-3, maxIter: 2000, sampling: 'replacement' });
+    expect(rep.converged).toBe(true);
+    const { rows, cols } = marginals(rep.plan, n, n);
+    let e = 0;
+    rows.forEach((r) => (e += Math.abs(r - 1 / n)));
+    expect(e).toBeLessThan(2e-3);
+    cols.forEach((c) => expect(Math.abs(c - 1 / n)).toBeLessThan(1e-5));
+    expect(rep.pairs.i.length).toBe(n);
+  }, 600_000);
+});
+
+describe('pair sampling from the plan', () => {
+  test('with replacement: pair frequencies follow the plan', async () => {
+    const rng = new Rng(9);
+    const n = 6, m = 6, pairs = 12000;
+    const a = points(n, 2, rng), b = points(m, 2, rng, 1, 0.5);
+    const rep = await sinkhornPlan(tensor(a, [n, 2]), tensor(b, [m, 2]), { reg: 0.5, tol: 1e-6, maxIter: 5000, sampling: 'replacement', pairs, seed: 4 });
+    const freq = new Float64Array(n * m);
+    for (let k = 0; k < pairs; k++) freq[rep.pairs.i[k]! * m + rep.pairs.j[k]!]! += 1 / pairs;
+    for (let k = 0; k < n * m; k++) {
+      const p = rep.plan[k]!;
+      expect(Math.abs(freq[k]! - p), `cell ${k}: ${freq[k]} vs ${p}`).toBeLessThan(5 * Math.sqrt(p / pairs) + 1e-3);
+    }
+  });
+
+  test('as a permutation: every row once, every column once, mass-weighted', async () => {
+    const rng = new Rng(10);
+    const n = 64;
+    const a = points(n, 2, rng), b = points(n, 2, rng, 1, 3);
+    const rep = await sinkhornPlan(tensor(a, [n, 2]), tensor(b, [n, 2]), { reg: 0.01, tol: 1e-4, maxIter: 3000, sampling: 'permutation', seed: 1 });
+    expect([...rep.pairs.i]).toEqual([...Array(n).keys()]);
+    expect(new Set(rep.pairs.j).size).toBe(n);
+    // Small ε: the sampled permutation is close to the optimal assignment in cost.
+    const C = squaredEuclideanCost(a, b, n, n, 2);
+    const opt = otPlanExact(a, b, n, 2);
+    let cs = 0, co = 0;
+    for (let i = 0; i < n; i++) {
+      cs += C[i * n + rep.pairs.j[i]!]!;
+      co += C[i * n + opt[i]!]!;
+    }
+    expect(cs / co).toBeLessThan(1.1);
+  });
+});
+
+describe('exact OT pairs (CPU, torchcfm OTPlanSampler parity)', () => {
+  test('permutation pairs are the optimal assignment; replacement draws rows uniformly with j = σ(i)', () => {
+    const rng = new Rng(2);
+    const n = 128;
+    const a = points(n, 2, rng), b = points(n, 2, rng, 2, 1);
+    const sigma = otPlanExact(a, b, n, 2);
+    const perm = exactPairs(a, b, n, 2, 'permutation', new Rng(1));
+    expect([...perm.j]).toEqual([...sigma]);
+    const rep = exactPairs(a, b, n, 2, 'replacement', new Rng(1));
+    for (let k = 0; k < n; k++) expect(rep.j[k]).toBe(sigma[rep.i[k]!]);
+    // With replacement about 1 − 1/e of the rows appear.
+    const distinct = new Set(rep.i).size / n;
+    expect(distinct).toBeGreaterThan(0.5);
+    expect(distinct).toBeLessThan(0.75);
+    const x0p = gatherRowsCpu(a, rep.i, 2);
+    expect(x0p[2 * 5]).toBe(a[2 * rep.i[5]!]);
+  });
+
+  test('labels are carried through the coupling', () => {
+    const rng = new Rng(3);
+    const n = 40;
+    const a = points(n, 2, rng), b = points(n, 2, rng, 1, 4);
+    const y0 = Float64Array.from({ length: n }, (_, k) => k % 3);
+    const y1 = Float64Array.from({ length: n }, (_, k) => 10 + (k % 5));
+    const p = exactPairs(a, b, n, 2, 'replacement', new Rng(8));
+    const lab = pairLabels(p, y0, y1);
+    for (let k = 0; k < n; k++) {
+      expect(lab.y0![k]).toBe(y0[p.i[k]!]);
+      expect(lab.y1![k]).toBe(y1[p.j[k]!]);
+    }
+  });
+});
