@@ -4,11 +4,12 @@
  *
  * Two tilings, both register-tiled (each thread owns a block of C in unrolled vec4 registers:
  * SwiftShader's compiler was suspected of mishandling dynamically indexed private arrays, so no
- * register tile is an array):
- *  - `reg`   : a TM×4 block per thread straight from global (storage) memory, no workgroup memory
- *              and no barriers. On SwiftShader (a CPU) barriers are expensive, and this wins.
- *  - `wgmem` : 64×64 output tiles per 16×16 workgroup (4×4 per thread), K staged 16 at a time
- *              through workgroup memory; the classic GPU kernel, which pays on real GPUs at size.
+ * register tile is an array, and no kernel here declares a private array at all):
+ *  - register tiling (`reg`, `reg4x4`): a TM×4·NV block per thread read straight from global
+ *    (storage) memory, no workgroup memory and no barriers. On SwiftShader (a CPU) barriers are
+ *    expensive and wide per-thread tiles cut the loads per FMA: this wins there.
+ *  - workgroup-memory tiling (`wgmem`): 64×64 output tiles per 8×8 workgroup (8×8 per thread), K
+ *    staged 16 at a time through workgroup memory; the classic GPU kernel for large problems.
  *
  * Loads are vec4 where the layout allows it: a binding typed array<vec4<f32>> must start on a
  * 16-byte boundary and every row read must be too, so an operand is read as vec4 only when its
@@ -18,7 +19,7 @@
  * offsets are baked into the source. C is written as vec4 when N is a multiple of 4 (the output is
  * always a fresh buffer at offset 0).
  *
- * `chooseMatmul` picks by adapter and shape from measurements (bench/run.ts, numbers in its header).
+ * `chooseMatmul` picks by adapter and shape from measurements (bench/run.ts; see its doc comment).
  */
 import type { KernelSpec } from '../engine/backend';
 import { compileExpr, type UnaryOp } from './elementwise';
@@ -300,20 +301,47 @@ ${L.map((l) => l.split('\n').map((s) => '  ' + s).join('\n')).join('\n')}
   return spec(label(a, name, p), bindingsFor(a, p), src, [Math.ceil(n / (wgx * TN)), Math.ceil(m / (wgy * tm)), 1]);
 }
 
+/** Workgroup-memory tiling shape: threads per workgroup and rows / vec4 columns per thread. */
+export interface WgConfig {
+  readonly tx: number;
+  readonly ty: number;
+  readonly tm: number;
+  readonly nv: number;
+  readonly vec4: boolean;
+}
+
 /**
- * Workgroup-memory tiling: 64×64 tile of C per 16×16 workgroup, each thread a 4×4 block (4 vec4
- * accumulators). Per K step of 16 the workgroup stages A (64 rows × 16 k, as 4 vec4 along k per row)
- * and B (16 k × 64 columns, as 16 vec4 along n per k) in workgroup memory, one vec4 per thread
- * each; out-of-range elements read as 0 so any shape works.
+ * The `wgmem` default: a 64×64 tile per 8×8 workgroup, 8×8 per thread. On SwiftShader this was
+ * ~1.5× faster than 16×16 threads of 4×4 (fewer invocations to run through each barrier), and it
+ * is a common shape on GPUs (64 threads, 16 vec4 accumulators each).
  */
-function wgmemKernel(a: MatmulArgs, vec4: boolean, name: string): KernelSpec {
+export const WGMEM_CONFIG: WgConfig = { tx: 8, ty: 8, tm: 8, nv: 2, vec4: true };
+
+/** Depth of the K slab staged per iteration. */
+const KT = 16;
+
+/**
+ * Workgroup-memory tiling: a (TY·TM)×(TX·4·NV) tile of C per TX×TY workgroup, each thread a TM×4NV
+ * block in vec4 accumulators. Per K step of 16 the workgroup stages A (tile rows × 16 k, as 4 vec4
+ * along k per row) and B (16 k × tile columns, as vec4 along n) in workgroup memory;
+ * out-of-range elements read as 0 so any shape works.
+ */
+export function wgmemKernel(a: MatmulArgs, cfg: WgConfig, name: string): KernelSpec {
+  const { tx, ty, tm, nv } = cfg;
   // Staging reads vec4 along K of A and along N of B; transposed operands are read as scalars.
-  const full = vecPlan(a, vec4);
+  const full = vecPlan(a, cfg.vec4);
   const p: VecPlan = { a4: full.a4 && !a.transA, b4: full.b4 && !a.transB, c4: full.c4 };
   const { m, n, k, transA, transB } = a;
   const M = u32(m), N = u32(n), K = u32(k);
   const offA = u32(a.offsetA), offB = u32(a.offsetB);
   const J = range(4);
+  const T = tx * ty;
+  const tileM = ty * tm;
+  const tileN = tx * 4 * nv;
+  const aVecs = (tileM * KT) / 4; // vec4s of the A slab
+  const bVecs = (KT * tileN) / 4;
+  const KQ = KT / 4;
+  const NQ = tileN / 4;
   // A tile element (row gr, k gk..gk+3) as a vec4 along k.
   let loadA: string;
   if (!transA && p.a4) {
@@ -332,40 +360,44 @@ function wgmemKernel(a: MatmulArgs, vec4: boolean, name: string): KernelSpec {
     const el = (c: number) => `select(0.0, B[min(${idx(c)}, ${u32(bMaxIndex(a))})], gc + ${c}u < ${N})`;
     loadB = `if (gk < ${K}) { vb = vec4<f32>(${J.map(el).join(', ')}); }`;
   }
+  const R = range(tm);
+  const Vs = range(nv);
+  const acc = (i: number, v: number) => `acc${i}_${v}`;
   // One k-quad per iteration (a loop, not unrolled: SwiftShader compiles barrier kernels slowly).
   const fmas: string[] = [];
-  for (const i of J) fmas.push(`let a${i} = As[(lid.y * 4u + ${i}u) * 4u + kq];`);
-  for (const kk of J) fmas.push(`let b${kk} = Bs[(kq * 4u + ${kk}u) * 16u + lid.x];`);
-  for (const kk of J) for (const i of J) fmas.push(`acc${i} = fma(vec4<f32>(a${i}.${COMP[kk]}), b${kk}, acc${i});`);
-  const stores = [...J.map((i) => storeRow(a, p, `acc${i}`, `(row0 + ${i}u)`, 'col0', '  ')), ...epiloguePass(a, p, 4, 4).map((l) => '  ' + l)].join('\n');
+  for (const i of R) fmas.push(`let a${i} = As[(lid.y * ${u32(tm)} + ${i}u) * ${u32(KQ)} + kq];`);
+  for (const kk of J) for (const v of Vs) fmas.push(`let b${kk}_${v} = Bs[(kq * 4u + ${kk}u) * ${u32(NQ)} + lid.x * ${u32(nv)} + ${v}u];`);
+  for (const kk of J) for (const i of R) for (const v of Vs) fmas.push(`${acc(i, v)} = fma(vec4<f32>(a${i}.${COMP[kk]}), b${kk}_${v}, ${acc(i, v)});`);
+  const stores = [
+    ...R.flatMap((i) => Vs.map((v) => storeRow(a, p, acc(i, v), `(row0 + ${i}u)`, `(col0 + ${4 * v}u)`, '  '))),
+    ...epiloguePass(a, p, tm, 4 * nv).map((l) => '  ' + l),
+  ].join('\n');
+  const stage = (count: number, body: string) =>
+    count % T === 0 && count / T === 1 ? `    { let e = t;\n${body}\n    }` : `    for (var e = t; e < ${u32(count)}; e += ${u32(T)}) {\n${body}\n    }`;
   const src = `
-var<workgroup> As: array<vec4<f32>, 256>;
-var<workgroup> Bs: array<vec4<f32>, 256>;
-@compute @workgroup_size(16, 16)
+var<workgroup> As: array<vec4<f32>, ${aVecs}>;
+var<workgroup> Bs: array<vec4<f32>, ${bVecs}>;
+@compute @workgroup_size(${tx}, ${ty})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let tileRow = wid.y * 64u;
-  let tileCol = wid.x * 64u;
-  let t = lid.y * 16u + lid.x;
-  let row0 = tileRow + lid.y * 4u;
-  let col0 = tileCol + lid.x * 4u;
-${J.map((i) => `  var acc${i} = vec4<f32>(0.0);`).join('\n')}
-  for (var k0 = 0u; k0 < ${K}; k0 += 16u) {
-    {
-      let gr = tileRow + t / 4u;
-      let gk = k0 + (t % 4u) * 4u;
+  let tileRow = wid.y * ${u32(tileM)};
+  let tileCol = wid.x * ${u32(tileN)};
+  let t = lid.y * ${u32(tx)} + lid.x;
+  let row0 = tileRow + lid.y * ${u32(tm)};
+  let col0 = tileCol + lid.x * ${u32(4 * nv)};
+${R.flatMap((i) => Vs.map((v) => `  var ${acc(i, v)} = vec4<f32>(0.0);`)).join('\n')}
+  for (var k0 = 0u; k0 < ${K}; k0 += ${u32(KT)}) {
+${stage(aVecs, `      let gr = tileRow + e / ${u32(KQ)};
+      let gk = k0 + (e % ${u32(KQ)}) * 4u;
       var va = vec4<f32>(0.0);
       ${loadA}
-      As[t] = va;
-    }
-    {
-      let gk = k0 + t / 16u;
-      let gc = tileCol + (t % 16u) * 4u;
+      As[e] = va;`)}
+${stage(bVecs, `      let gk = k0 + e / ${u32(NQ)};
+      let gc = tileCol + (e % ${u32(NQ)}) * 4u;
       var vb = vec4<f32>(0.0);
       ${loadB}
-      Bs[t] = vb;
-    }
+      Bs[e] = vb;`)}
     workgroupBarrier();
-    for (var kq = 0u; kq < 4u; kq++) {
+    for (var kq = 0u; kq < ${u32(KQ)}; kq++) {
 ${fmas.map((l) => '      ' + l).join('\n')}
     }
     workgroupBarrier();
@@ -373,7 +405,7 @@ ${fmas.map((l) => '      ' + l).join('\n')}
   if (row0 >= ${M} || col0 >= ${N}) { return; }
 ${stores}
 }`;
-  return spec(label(a, name, p), bindingsFor(a, p), src, [Math.ceil(n / 64), Math.ceil(m / 64), 1]);
+  return spec(label(a, name, p), bindingsFor(a, p), src, [Math.ceil(n / tileN), Math.ceil(m / tileM), 1]);
 }
 
 /** Largest element index of A / B that a matmul may read (clamps guarded loads into bounds). */
@@ -398,8 +430,8 @@ export function matmulKernel(a: MatmulArgs, variant: MatmulVariant): KernelSpec 
       return regKernel(a, c, `reg${c.tm}x${4 * c.nv}w${c.wgx}x${c.wgy}s`);
     }
     case 'reg4x4': return regKernel(a, { tm: 4, nv: 1, wgx: 8, wgy: 8, fma: true, vec4: true }, variant);
-    case 'wgmem': return wgmemKernel(a, true, variant);
-    case 'wgmem-scalar': return wgmemKernel(a, false, 'wgmems');
+    case 'wgmem': return wgmemKernel(a, WGMEM_CONFIG, variant);
+    case 'wgmem-scalar': return wgmemKernel(a, { ...WGMEM_CONFIG, vec4: false }, 'wgmems');
     default: throw new Error(`matmul: unknown variant "${String(variant)}"; accepted: ${MATMUL_VARIANTS.join(', ')}`);
   }
 }
