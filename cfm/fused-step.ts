@@ -111,7 +111,10 @@ export function forwardBackwardKernel(s: FusedStepShape): KernelSpec {
     L.push(`  for (var j = 0u; j < ${u32(nOut)}; j++) {`);
     for (let i = 0; i < nIn; i++) L.push(`    let w${i} = P[${u32(l.wOffsets[k]! + i * nOut)} + j];`);
     L.push(`    let bj = P[${u32(l.bOffsets[k]!)} + j];`);
-    for (const q of Sx) L.push(`    a${k}_${q}[j] = act(bj + ${range(nIn).map((i) => `${inName(k, q, i)} * w${i}`).join(' + ')});`);
+    // Interleaved fma chains, one per sample (a single long chain of adds is latency-bound).
+    for (const q of Sx) L.push(`    var z${q} = bj;`);
+    for (let i = 0; i < nIn; i++) for (const q of Sx) L.push(`    z${q} = fma(${inName(k, q, i)}, w${i}, z${q});`);
+    for (const q of Sx) L.push(`    a${k}_${q}[j] = act(z${q});`);
     L.push('  }');
   }
   // --- output layer, loss and its gradient gv = 2(v − u)/(B·d)
@@ -120,10 +123,12 @@ export function forwardBackwardKernel(s: FusedStepShape): KernelSpec {
   const scale = f32(2 / (B * d));
   L.push(`  var lsum = 0.0;`, `  var gv: array<array<f32, ${d}>, ${S}>;`);
   for (let j = 0; j < d; j++) for (let i = 0; i < hIn; i++) L.push(`  let wo${i}_${j} = P[${u32(l.wOffsets[ko]! + i * d + j)}];`);
+  for (const q of Sx) for (let j = 0; j < d; j++) L.push(`  var v${q}_${j} = P[${u32(l.bOffsets[ko]! + j)}];`);
+  for (let i = 0; i < hIn; i++) for (const q of Sx) for (let j = 0; j < d; j++) L.push(`  v${q}_${j} = fma(a${ko - 1}_${q}[${i}], wo${i}_${j}, v${q}_${j});`);
   for (const q of Sx) {
     for (let j = 0; j < d; j++) {
       L.push(`  {`,
-        `    let v = P[${u32(l.bOffsets[ko]! + j)}] + ${range(hIn).map((i) => `a${ko - 1}_${q}[${i}] * wo${i}_${j}`).join(' + ')};`,
+        `    let v = v${q}_${j};`,
         `    let r = (v - ut[${q}][${j}]) * valid[${q}];`,
         `    lsum = fma(r, r, lsum);`,
         `    gv[${q}][${j}] = ${scale} * r;`,
@@ -158,7 +163,11 @@ export function forwardBackwardKernel(s: FusedStepShape): KernelSpec {
       for (let j = 0; j < nOut; j++) out.push(`${ind}let w${j} = P[${u32(l.wOffsets[k]!)} + ${i} * ${u32(nOut)} + ${u32(j)}];`);
       for (const q of Sx) out.push(`${ind}let in${q} = ${inv(q)};`);
       for (let j = 0; j < nOut; j++) out.push(`${ind}PART[o + ${u32(l.wOffsets[k]!)} + ${i} * ${u32(nOut)} + ${u32(j)}] = ${Sx.map((q) => `in${q} * ${gz(q, j)}`).join(' + ')};`);
-      if (needIn) for (const q of Sx) out.push(`${ind}g${np2}_${q}[${i}] = (${range(nOut).map((j) => `${gz(q, j)} * w${j}`).join(' + ')}) * dacty(in${q});`);
+      if (needIn) {
+        for (const q of Sx) out.push(`${ind}var gn${q} = 0.0;`);
+        for (let j = 0; j < nOut; j++) for (const q of Sx) out.push(`${ind}gn${q} = fma(${gz(q, j)}, w${j}, gn${q});`);
+        for (const q of Sx) out.push(`${ind}g${np2}_${q}[${i}] = gn${q} * dacty(in${q});`);
+      }
       return out;
     };
     if (k === 0) {

@@ -9,7 +9,7 @@
  * pair indices (torchcfm's sample_plan_with_labels).
  * Also: float64 CPU references of log-domain and classical Sinkhorn (tests).
  */
-import { getBackend, Tensor } from '../engine';
+import { gatherRows, getBackend, Tensor } from '../engine';
 import { seedKey, type Rng } from '../engine/philox';
 import { sinkhornKernel, sinkhornOutSize, sinkhornUniforms, sqEuclideanCostKernel, type PairSampling } from '../kernels/sinkhorn';
 import { otPlanExact } from './ot/assignment';
@@ -83,6 +83,17 @@ export function pairLabels<T extends ArrayLike<number>>(p: Pairs, y0?: T, y1?: T
     y0: y0 ? Float64Array.from(p.i, (k) => y0[k]!) : null,
     y1: y1 ? Float64Array.from(p.j, (k) => y1[k]!) : null,
   };
+}
+
+/**
+ * Rows (or labels: any [n, …] tensor, e.g. class ids as floats) picked by one side of GPU pair
+ * indices (`pairs` = [i…, j…] from GpuSinkhorn.run): side 0 gathers by i (source), 1 by j (target).
+ */
+export function gatherPaired(x: Tensor, pairs: Tensor, side: 0 | 1, count: number): Tensor {
+  const idx = Tensor.view(pairs, [count], pairs.offset + side * count);
+  const out = gatherRows(x, idx);
+  idx.dispose();
+  return out;
 }
 
 /** Squared-Euclidean cost matrix on the GPU (one dispatch). */

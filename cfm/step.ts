@@ -7,7 +7,8 @@
  *  - 'fused' (default): cfm/fused-step.ts, 2 dispatches (forward+backward, reduce+Adam), plus
  *    2 for the GPU Sinkhorn coupling (cost matrix, Sinkhorn + pair sampling);
  *  - 'tape': the engine's autodiff — the matcher kernel, `linear` layers, mean((v − u)²),
- *    valueAndGrad and engine Adam (≈ 25 dispatches), the reference the fused step is tested against.
+ *    valueAndGrad and engine Adam (28 dispatches at the default MLP), the reference the fused step is
+ *    tested against.
  */
 import type { CfmMethod } from '../cli/job';
 import { Adam, getBackend, mean, noGrad, scope, square, sub, Tensor, valueAndGrad, zeros, keep } from '../engine';

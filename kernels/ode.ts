@@ -124,18 +124,30 @@ export function mlpWgsl(l: MlpLayout, S: number, mode: JvpMode = 'none'): string
     const W = (i: number, j: string) => `P[${u32(l.wOffsets[k]!)} + ${i}u * ${u32(nOut)} + ${j}]`;
     const B = (j: string) => `P[${u32(l.bOffsets[k]!)} + ${j}]`;
     if (!last) {
+      // Accumulate every row (sample, tangent) input by input: independent fma chains interleave, so
+      // the JIT is not latency-bound on one long chain of adds.
+      const rows: { acc: string; src: (i: number) => string | null }[] = [];
+      for (const s of Sx) {
+        rows.push({ acc: `z${s}`, src: (i) => prim(s, i) });
+        for (const m of Tx) {
+          if (k === 0) rows.push({ acc: `tz${s}_${m}`, src: (i) => (mode === 'trace' ? (i === m ? '' : null) : i < d ? `e[${s}][${i}]` : null) });
+          else rows.push({ acc: `tz${s}_${m}`, src: (i) => tang(s, m, i) });
+        }
+      }
       L.push(`  for (var j = 0u; j < ${u32(nOut)}; j++) {`);
       for (let i = 0; i < nIn; i++) L.push(`    let w${i} = ${W(i, 'j')};`);
+      for (const r of rows) L.push(`    var ${r.acc} = ${r.acc.startsWith('z') ? B('j') : '0.0'};`);
+      for (let i = 0; i < nIn; i++) {
+        for (const r of rows) {
+          const x = r.src(i);
+          if (x === null) continue;
+          L.push(x === '' ? `    ${r.acc} = ${r.acc} + w${i};` : `    ${r.acc} = fma(${x}, w${i}, ${r.acc});`);
+        }
+      }
       for (const s of Sx) {
-        L.push(`    let z${s} = ${B('j')} + ${range(nIn).map((i) => `${prim(s, i)} * w${i}`).join(' + ')};`);
         L.push(`    h${wr}_${s}[j] = act(z${s});`);
         if (T > 0) L.push(`    let dz${s} = dact(z${s});`);
-        for (const m of Tx) {
-          let tz: string;
-          if (k === 0) tz = mode === 'trace' ? `w${m}` : range(d).map((i) => `e[${s}][${i}] * w${i}`).join(' + ');
-          else tz = range(nIn).map((i) => `${tang(s, m, i)} * w${i}`).join(' + ');
-          L.push(`    g${wr}_${s}_${m}[j] = dz${s} * (${tz});`);
-        }
+        for (const m of Tx) L.push(`    g${wr}_${s}_${m}[j] = dz${s} * tz${s}_${m};`);
       }
       L.push('  }');
     } else {
@@ -144,10 +156,11 @@ export function mlpWgsl(l: MlpLayout, S: number, mode: JvpMode = 'none'): string
       if (T > 0) L.push(`  var div: array<f32, ${S}>;`);
       for (let j = 0; j < nOut; j++) {
         for (let i = 0; i < nIn; i++) L.push(`  let wo${j}_${i} = P[${u32(l.wOffsets[k]! + i * nOut + j)}];`);
-        for (const s of Sx) {
-          L.push(`  v[${s}][${j}] = P[${u32(l.bOffsets[k]! + j)}] + ${range(nIn).map((i) => `${prim(s, i)} * wo${j}_${i}`).join(' + ')};`);
-        }
+        for (const s of Sx) L.push(`  var o${s}_${j} = P[${u32(l.bOffsets[k]! + j)}];`);
       }
+      // Interleaved chains (see the hidden layers).
+      for (let i = 0; i < nIn; i++) for (let j = 0; j < nOut; j++) for (const s of Sx) L.push(`  o${s}_${j} = fma(${prim(s, i)}, wo${j}_${i}, o${s}_${j});`);
+      for (const s of Sx) for (let j = 0; j < nOut; j++) L.push(`  v[${s}][${j}] = o${s}_${j};`);
       for (const s of Sx) {
         if (mode === 'trace') {
           // (J e_m)_m summed over m: the column of output m against tangent m only.

@@ -19,6 +19,18 @@
  * maxIter iterations. Every value stays in log space, so ε far below the cost scale works (where
  * exp(−C/ε) underflows and the classical Sinkhorn form divides 0 by 0).
  *
+ * Precision and speed:
+ *  - the cost is centred first (C − row minima − column minima of the rest, in place): the plan is
+ *    unchanged, but F + G − κC no longer cancels terms of size κ·max C, which keeps float32 marginal
+ *    errors near 1e-5 at ε = 0.05 on raw costs;
+ *  - optional ε-scaling (uniform `stageIters` > 0): iterations start at ε0 = max C and ε halves every
+ *    stageIters iterations down to reg (exponents scaled by λ = reg/ε ≤ 1); the stopping test only
+ *    runs at the final ε. Same fixed point, far fewer iterations when reg ≪ max C;
+ *  - up to 256 points per side (UNROLL_MAX) each of 64 threads keeps ⌈n/64⌉ rows and ⌈m/64⌉ columns
+ *    of κC in private arrays and the sums are fully unrolled, so every read is at a constant index
+ *    and one Gs[j] read serves all of a thread's rows. Measured at n = 256 on SwiftShader this cut
+ *    the per-iteration cost ~3× against the loop over the matrix in storage (which larger n use).
+ *
  * The output buffer holds [F (n), G (m), r (n: final row masses), stats (4)], stats = [iterations,
  * L1 row-marginal error, κ, 1 if converged]. Pairs (as float indices, the engine's index dtype) go
  * to a second buffer [i_0..i_{B−1}, j_0..j_{B−1}]:
