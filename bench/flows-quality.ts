@@ -9,7 +9,8 @@
  *        [--layers K] [--hidden 64,64] [--seed 0] [--test-size 20000]
  *
  * Prints one progress line per report to stderr and a markdown table to stdout; writes
- * OUT_DIR/<model>-<dataset>-density.png, -samples.png, results.json and table.md.
+ * OUT_DIR/<model>-<dataset>-density.png, -samples.png, -density.json (the log-density grid, for
+ * bench/flows-figure.ts), results.json and table.md.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -84,6 +85,8 @@ for (const model of models) {
     rows.push(row);
     console.error(`${model} ${dataset}: test NLL ${row.nll.toFixed(3)} (entropy ${entropy.toFixed(3)}, gap ${row.gap.toFixed(3)}), ${row.ms_per_step.toFixed(1)} ms/step`);
     const d = out.density!;
+    const grid = { model, dataset, gap: row.gap, bounds: d.bounds, gw: d.gw, gh: d.gh, logDensity: Array.from(d.values, (v) => (Number.isFinite(v) ? Math.round(v * 1e4) / 1e4 : null)) };
+    writeFileSync(join(outDir, `${model}-${dataset}-density.json`), JSON.stringify(grid));
     const img = densityImage({ width: 400, height: 400, values: d.values.map(Math.exp), gw: d.gw, gh: d.gh });
     writeFileSync(join(outDir, `${model}-${dataset}-density.png`), encodePng(img.width, img.height, img.rgba));
     const [x0, x1, y0, y1] = d.bounds;
