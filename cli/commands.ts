@@ -15,7 +15,7 @@ import { CFM_METHODS, FLOW_METHODS, type Method } from './job';
 import { SOLVERS, familyOf, type ModelCheckpoint, type Solver } from './methods';
 import { fmtNum } from './report';
 import { loadJobs, resolveChromium, runTaskIn } from './runner';
-import type { EvalTaskResult, InfoTaskResult, SampleTaskResult, TaskMessage } from './tasks';
+import type { EvalTaskArgs, EvalTaskResult, InfoTaskResult, SampleTaskArgs, SampleTaskResult, TaskMessage } from './tasks';
 import { type CliContext, displayPath, gpuOption, onInterrupt } from './util';
 
 const RUNTIME_NODE_FIRST: FlagSpec = { name: 'runtime', kind: { type: 'enum', values: ['node', 'browser'] } };
@@ -104,6 +104,51 @@ function withInterrupt<T>(ctx: CliContext, run: (signal: AbortSignal) => Promise
   return run(controller.signal).finally(remove);
 }
 
+/** A sample or eval task as the command builds it; the runtime comes from --runtime. */
+type CheckpointTask = Omit<SampleTaskArgs, 'runtime'> | Omit<EvalTaskArgs, 'runtime'>;
+
+interface CheckpointRun<R> {
+  result: R;
+  runtime: 'node' | 'browser';
+  json: boolean;
+  /** The adapter the task reported (null if it reported none). */
+  adapter: AdapterReport | null;
+  /** performance.now() when the task started (each command times its own end). */
+  startedAt: number;
+}
+
+/**
+ * What `sample` and `eval` do alike once their own flags are checked: resolve Chromium for
+ * --runtime browser, check the method can run here (null when not: the reason is on stderr and the
+ * command exits 1), then run the task under Ctrl-C handling, reporting the adapter on stderr unless
+ * --json. One place, so both commands keep the same runtime handling and output.
+ */
+async function runCheckpointTask<R>(v: Record<string, unknown>, ctx: CliContext, task: CheckpointTask): Promise<CheckpointRun<R> | null> {
+  const runtime = (v.runtime as 'node' | 'browser' | undefined) ?? 'node';
+  const json = v.json === true;
+  if (runtime === 'browser') await resolveChromium(v.chromium as string | undefined);
+  if (!(await availableOr(task.method, ctx, task.command))) return null;
+  let adapter: AdapterReport | null = null;
+  const startedAt = performance.now();
+  const { result } = await withInterrupt(ctx, (signal) =>
+    runTaskIn<R>(
+      ctx,
+      { ...task, runtime },
+      {
+        ...browserOpts(v, ctx, json),
+        signal,
+        onMessage: (m: TaskMessage) => {
+          if (m.type === 'adapter') {
+            adapter = m.adapter;
+            if (!json) ctx.stderr.write(`adapter: ${adapterSummary(m.adapter)}\n`);
+          }
+        },
+      },
+    ),
+  );
+  return { result, runtime, json, adapter, startedAt };
+}
+
 export async function sampleCommand(argv: string[], ctx: CliContext): Promise<number> {
   const p = parseFlags('sample', argv, SAMPLE_FLAGS);
   if (p.help) {
@@ -118,34 +163,15 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
   const ext = path.extname(out).toLowerCase();
   if (ext !== '.npy' && ext !== '.csv') throw new UsageError(`--out: expected a file name ending in .npy or .csv, got ${JSON.stringify(v.out)}`);
   if (!existsSync(path.dirname(out))) throw new UsageError(`--out: the folder ${path.dirname(out)} does not exist`);
-  const runtime = (v.runtime as 'node' | 'browser' | undefined) ?? 'node';
-  const json = v.json === true;
-  if (runtime === 'browser') await resolveChromium(v.chromium as string | undefined);
-  if (!(await availableOr(method, ctx, 'sample'))) return 1;
   const n = (v.n as number | undefined) ?? 10000;
   const seed = (v.seed as number | undefined) ?? 0;
-  let adapter: AdapterReport | null = null;
-  const t0 = performance.now();
-  const { result } = await withInterrupt(ctx, (signal) =>
-    runTaskIn<SampleTaskResult>(
-      ctx,
-      { command: 'sample', runtime, method, checkpoint: model, options: { n, seed, ...solver } },
-      {
-        ...browserOpts(v, ctx, json),
-        signal,
-        onMessage: (m: TaskMessage) => {
-          if (m.type === 'adapter') {
-            adapter = m.adapter;
-            if (!json) ctx.stderr.write(`adapter: ${adapterSummary(m.adapter)}\n`);
-          }
-        },
-      },
-    ),
-  );
+  const run = await runCheckpointTask<SampleTaskResult>(v, ctx, { command: 'sample', method, checkpoint: model, options: { n, seed, ...solver } });
+  if (!run) return 1;
+  const { result, runtime, json, adapter } = run;
   const s = result.samples;
   writeFileAtomic(out, ext === '.npy' ? encodeNpy(s.data, [s.n, s.dim]) : encodeCsv(s.data, s.n, s.dim));
   const shown = displayPath(ctx.cwd, out);
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - run.startedAt) / 1000;
   if (json) {
     ctx.stdout.write(
       `${JSON.stringify({ type: 'sample', method, checkpoint: ckptPath, step: ck.state.step, n: s.n, dim: s.dim, solver: solver.solver ?? null, solver_steps: solver.solverSteps ?? null, nfe: result.nfe, seed, runtime, adapter: adapter ? adapterSummary(adapter) : null, out: shown, seconds: +seconds.toFixed(3) })}\n`,
@@ -174,37 +200,19 @@ export async function evalCommand(argv: string[], ctx: CliContext): Promise<numb
     if (!trainedOn) throw new UsageError('--target: the checkpoint names no target; pass --target NAME or --data FILE');
     throw new UsageError(`--data: the model was trained on the data file ${trainedOn}; pass --data FILE (or --target NAME)`);
   }
-  const runtime = (v.runtime as 'node' | 'browser' | undefined) ?? 'node';
-  const json = v.json === true;
-  if (runtime === 'browser') await resolveChromium(v.chromium as string | undefined);
-  if (!(await availableOr(method, ctx, 'eval'))) return 1;
   const n = (v.n as number | undefined) ?? 2048;
   const seed = (v.seed as number | undefined) ?? 0;
-  let adapter: AdapterReport | null = null;
-  const t0 = performance.now();
-  const { result } = await withInterrupt(ctx, (signal) =>
-    runTaskIn<EvalTaskResult>(
-      ctx,
-      { command: 'eval', runtime, method, checkpoint: model, options: { target, data, n, seed, source: (model.config.source as string | null | undefined) ?? null, ...solver } },
-      {
-        ...browserOpts(v, ctx, json),
-        signal,
-        onMessage: (m: TaskMessage) => {
-          if (m.type === 'adapter') {
-            adapter = m.adapter;
-            if (!json) ctx.stderr.write(`adapter: ${adapterSummary(m.adapter)}\n`);
-          }
-        },
-      },
-    ),
-  );
-  const seconds = (performance.now() - t0) / 1000;
+  const source = (model.config.source as string | null | undefined) ?? null;
+  const run = await runCheckpointTask<EvalTaskResult>(v, ctx, { command: 'eval', method, checkpoint: model, options: { target, data, n, seed, source, ...solver } });
+  if (!run) return 1;
+  const { result, runtime, json, adapter } = run;
+  const seconds = (performance.now() - run.startedAt) / 1000;
   const out = {
     type: 'eval',
     method,
     checkpoint: v.checkpoint,
     step: ck.state.step,
-    source: (model.config.source as string | null | undefined) ?? null,
+    source,
     target: target ?? dataFile ?? null,
     n,
     seed,

@@ -164,8 +164,8 @@ interface Work {
   listThr: Float64Array; // every unlisted column of row i has reduced cost ≥ listThr[i]
   listWidth: Float64Array; // per-row list width, adapted to hit LIST_TARGET entries
   hbuf: Float64Array; // LIST_MAX reduced costs being filtered
-  top2: Float64Array; // out-params of buildList: umin, usub
-  top2j: Int32Array; // out-params of buildList: j1, j2
+  top2: Float64Array; // out-params of the best-two scans and buildList: umin, usub
+  top2j: Int32Array; // out-params of the best-two scans and buildList: j1, j2
 }
 
 function solveChecked(c: Float64Array, n: number, lo: number, hi: number, useAuction: boolean): AssignmentResult {
@@ -309,37 +309,12 @@ function jvInitialize(c: Float64Array, n: number, w: Work): number {
     while (k < prev) {
       const i = free[k++]!;
       steps++;
-      const row = i * n;
-      let umin = c[row]! - v[0]!, j1 = 0, usub = Infinity, j2 = -1;
-      for (let j = 1; j < n; j++) {
-        const h = c[row + j]! - v[j]!;
-        if (h < usub) {
-          if (h >= umin) {
-            usub = h;
-            j2 = j;
-          } else {
-            usub = umin;
-            j2 = j1;
-            umin = h;
-            j1 = j;
-          }
-        }
-      }
-      let i0 = y[j1]!;
-      const vNew = v[j1]! - (usub - umin);
-      // Lower v_j1 only if that is a real decrease in floating point; otherwise it is a tie and the
-      // row takes the second-best column (this is what keeps ties from cycling).
-      const lowers = vNew < v[j1]!;
-      if (lowers) v[j1] = vNew;
-      else if (i0 >= 0) {
-        j1 = j2;
-        i0 = y[j2]!;
-      }
-      x[i] = j1;
-      y[j1] = i;
+      denseBestTwo(c, n, i, w);
+      const i0 = bidTight(w, i);
       if (i0 >= 0) {
-        x[i0] = -1;
-        if (lowers && steps < cap) free[--k] = i0;
+        // Re-bid at once only after a real price decrease (row i then holds its best column); a
+        // row displaced by a tie waits for the next pass or augmentation, as in LAPJV.
+        if (x[i] === w.top2j[0]! && steps < cap) free[--k] = i0;
         else free[numFree++] = i0;
       }
     }
@@ -357,7 +332,7 @@ function jvInitialize(c: Float64Array, n: number, w: Work): number {
  * With `lists`, bids use the candidate lists (exact, see the file comment).
  */
 function auctionPass(c: Float64Array, n: number, w: Work, eps: number, lists: boolean, cap: number): number {
-  const { x, y, v, stack, free, list, listLen, listThr } = w;
+  const { x, y, v, stack, free, listLen, listThr } = w;
   x.fill(-1);
   y.fill(-1);
   for (let i = 0; i < n; i++) stack[i] = n - 1 - i;
@@ -365,51 +340,15 @@ function auctionPass(c: Float64Array, n: number, w: Work, eps: number, lists: bo
   while (top > 0) {
     const i = stack[--top]!;
     steps++;
-    const row = i * n;
-    let umin = Infinity, usub = Infinity, j1 = -1, j2 = -1;
     if (lists) {
-      const base = i * LIST_MAX, len = listLen[i]!;
-      for (let t = 0; t < len; t++) {
-        const j = list[base + t]!;
-        const h = c[row + j]! - v[j]!;
-        if (h < usub) {
-          if (h >= umin) {
-            usub = h;
-            j2 = j;
-          } else {
-            usub = umin;
-            j2 = j1;
-            umin = h;
-            j1 = j;
-          }
-        }
-      }
-      if (!(usub <= listThr[i]!)) {
-        buildList(c, n, w, i, len >= 2 ? usub : Infinity);
-        umin = w.top2[0]!;
-        usub = w.top2[1]!;
-        j1 = w.top2j[0]!;
-        j2 = w.top2j[1]!;
-      }
+      listBestTwo(c, n, i, w);
+      const listSub = w.top2[1]!;
+      if (!(listSub <= listThr[i]!)) buildList(c, n, w, i, listLen[i]! >= 2 ? listSub : Infinity);
     } else {
-      umin = c[row]! - v[0]!;
-      j1 = 0;
-      for (let j = 1; j < n; j++) {
-        const h = c[row + j]! - v[j]!;
-        if (h < usub) {
-          if (h >= umin) {
-            usub = h;
-            j2 = j;
-          } else {
-            usub = umin;
-            j2 = j1;
-            umin = h;
-            j1 = j;
-          }
-        }
-      }
+      denseBestTwo(c, n, i, w);
     }
     if (eps > 0) {
+      const umin = w.top2[0]!, usub = w.top2[1]!, j1 = w.top2j[0]!;
       v[j1] = v[j1]! - (usub - umin) - eps;
       const i0 = y[j1]!;
       y[j1] = i;
@@ -420,24 +359,97 @@ function auctionPass(c: Float64Array, n: number, w: Work, eps: number, lists: bo
         if (steps > cap) return -1;
       }
     } else {
-      let i0 = y[j1]!;
-      const vNew = v[j1]! - (usub - umin);
-      const lowers = vNew < v[j1]!;
-      if (lowers) v[j1] = vNew;
-      else if (i0 >= 0) {
-        j1 = j2;
-        i0 = y[j2]!;
-      }
-      x[i] = j1;
-      y[j1] = i;
+      const i0 = bidTight(w, i);
       if (i0 >= 0) {
-        x[i0] = -1;
         if (steps < cap) stack[top++] = i0;
         else free[numFree++] = i0;
       }
     }
   }
   return eps > 0 ? steps : numFree;
+}
+
+/**
+ * Best and second-best reduced cost c_ij − v_j of row i over all columns, into w.top2 / w.top2j
+ * (the first column wins ties). The step every dense bid starts with, in LAPJV and the auction.
+ */
+function denseBestTwo(c: Float64Array, n: number, i: number, w: Work): void {
+  const v = w.v;
+  const row = i * n;
+  let umin = c[row]! - v[0]!, j1 = 0, usub = Infinity, j2 = -1;
+  for (let j = 1; j < n; j++) {
+    const h = c[row + j]! - v[j]!;
+    if (h < usub) {
+      if (h >= umin) {
+        usub = h;
+        j2 = j;
+      } else {
+        usub = umin;
+        j2 = j1;
+        umin = h;
+        j1 = j;
+      }
+    }
+  }
+  setBestTwo(w, umin, usub, j1, j2);
+}
+
+/**
+ * Best and second best of row i over its candidate list only, into w.top2 / w.top2j. They are the
+ * row's true best two only if the second best is ≤ w.listThr[i] (see the file comment); the caller
+ * checks that and otherwise rebuilds the list. Kept apart from denseBestTwo: indexing through the
+ * list in that loop would slow the dense scan.
+ */
+function listBestTwo(c: Float64Array, n: number, i: number, w: Work): void {
+  const { v, list } = w;
+  const row = i * n, base = i * LIST_MAX, len = w.listLen[i]!;
+  let umin = Infinity, usub = Infinity, j1 = -1, j2 = -1;
+  for (let t = 0; t < len; t++) {
+    const j = list[base + t]!;
+    const h = c[row + j]! - v[j]!;
+    if (h < usub) {
+      if (h >= umin) {
+        usub = h;
+        j2 = j;
+      } else {
+        usub = umin;
+        j2 = j1;
+        umin = h;
+        j1 = j;
+      }
+    }
+  }
+  setBestTwo(w, umin, usub, j1, j2);
+}
+
+function setBestTwo(w: Work, umin: number, usub: number, j1: number, j2: number): void {
+  w.top2[0] = umin;
+  w.top2[1] = usub;
+  w.top2j[0] = j1;
+  w.top2j[1] = j2;
+}
+
+/**
+ * An ε = 0 bid of row i from its best two in w.top2 / w.top2j (LAPJV's augmenting row reduction,
+ * shared by jvInitialize and the auction's last pass): v_j1 is lowered by (second − best) so row i
+ * stays tight. Only a real decrease in floating point counts; otherwise it is a tie and the row
+ * takes its second-best column instead (this is what keeps ties from cycling). Assigns row i and
+ * returns the row it displaced (now unassigned), or −1.
+ */
+function bidTight(w: Work, i: number): number {
+  const { x, y, v } = w;
+  let j1 = w.top2j[0]!;
+  let i0 = y[j1]!;
+  const vNew = v[j1]! - (w.top2[1]! - w.top2[0]!);
+  if (vNew < v[j1]!) v[j1] = vNew;
+  else if (i0 >= 0) {
+    j1 = w.top2j[1]!;
+    i0 = y[j1]!;
+  }
+  x[i] = j1;
+  y[j1] = i;
+  if (i0 >= 0) x[i0] = -1;
+  return i0;
 }
 
 /**
@@ -475,23 +487,11 @@ function buildList(c: Float64Array, n: number, w: Work, i: number, usubBound: nu
       len++;
     }
   }
-  w.top2[0] = umin;
-  w.top2[1] = usub;
-  w.top2j[0] = j1;
-  w.top2j[1] = j2;
+  setBestTwo(w, umin, usub, j1, j2);
   let T = usub + width;
   if (len <= LIST_MAX) {
     // One pass was enough: keep the gathered columns below T.
-    let k = 0;
-    for (let t = 0; t < len; t++) {
-      const ht = hbuf[t]!;
-      if (ht < T) {
-        hbuf[k] = ht;
-        list[base + k] = list[base + t]!;
-        k++;
-      }
-    }
-    len = k;
+    len = keepBelow(w, base, len, T);
   } else {
     // Second pass with the exact threshold.
     len = 0;
@@ -511,16 +511,7 @@ function buildList(c: Float64Array, n: number, w: Work, i: number, usubBound: nu
           do {
             width *= 0.5;
             T = usub + width;
-            let k = 0;
-            for (let t = 0; t < len; t++) {
-              const ht = hbuf[t]!;
-              if (ht < T) {
-                hbuf[k] = ht;
-                list[base + k] = list[base + t]!;
-                k++;
-              }
-            }
-            len = k;
+            len = keepBelow(w, base, len, T);
           } while (len >= (LIST_MAX * 3) >> 2 && ++halvings < 4);
           if (len >= (LIST_MAX * 3) >> 2 || !(T > usub)) {
             // Many (near-)ties at the second-best value, e.g. duplicate points or integer costs:
@@ -554,6 +545,24 @@ function buildList(c: Float64Array, n: number, w: Work, i: number, usubBound: nu
   if (len < LIST_TARGET >> 1) width = width > 0 ? 2 * width : (Math.abs(usub) + 1) * 2 ** -40;
   else if (len > LIST_TARGET * 2) width *= 0.5;
   w.listWidth[i] = width;
+}
+
+/**
+ * Keeps, in order, the first `len` list entries of a row (from `base`) whose reduced cost in
+ * w.hbuf is < T, compacting list and hbuf together; returns the new length.
+ */
+function keepBelow(w: Work, base: number, len: number, T: number): number {
+  const { list, hbuf } = w;
+  let k = 0;
+  for (let t = 0; t < len; t++) {
+    const ht = hbuf[t]!;
+    if (ht < T) {
+      hbuf[k] = ht;
+      list[base + k] = list[base + t]!;
+      k++;
+    }
+  }
+  return k;
 }
 
 /**
