@@ -11,7 +11,7 @@
  */
 import { gatherRows, getBackend, Tensor } from '../engine';
 import { seedKey, type Rng } from '../engine/philox';
-import { sinkhornKernel, sinkhornOutSize, sinkhornUniforms, sqEuclideanCostKernel, type PairSampling } from '../kernels/sinkhorn';
+import { sinkhornKernel, sinkhornMultiKernels, sinkhornOutSize, sinkhornResolveStyle, sinkhornStateSize, sinkhornUniforms, sqEuclideanCostKernel, type PairSampling } from '../kernels/sinkhorn';
 import { otPlanExact } from './ot/assignment';
 
 export type OtSolver = 'exact' | 'sinkhorn';
@@ -34,9 +34,16 @@ export interface SinkhornOptions {
    * small reg. Default 0.
    */
   epsScaling?: number;
-  /** Kernel code shape (default 'auto': unrolled up to 256 points per side, else loop). */
-  style?: 'auto' | 'unrolled' | 'loop';
-  /** Threads of the kernel's single workgroup (each owns ⌈n/threads⌉ rows; default 64 up to n = 256, else 256). */
+  /**
+   * Kernel code shape. 'unrolled' / 'loop': everything in one dispatch of one workgroup (no
+   * per-iteration dispatch overhead; best up to 256 points per side). 'multi': one dispatch per
+   * half-iteration with a thread per row / column over many workgroups (kernels/sinkhorn.ts
+   * sinkhornMultiKernels), a fixed recorded sequence of 2·maxIter + maxIter/checkEvery + 6
+   * dispatches that turn into no-ops once converged. Default 'auto': unrolled up to 256 points
+   * per side (UNROLL_MAX), else multi.
+   */
+  style?: 'auto' | 'unrolled' | 'loop' | 'multi';
+  /** Threads of the single-workgroup kernel (each owns ⌈n/threads⌉ rows; default 64 unrolled, 256 loop). */
   threads?: number;
 }
 
@@ -108,7 +115,8 @@ export function costMatrix(x0: Tensor, x1: Tensor): Tensor {
 }
 
 /**
- * Sinkhorn on the GPU with pair sampling, no readback: one dispatch per call. Keeps its own draw
+ * Sinkhorn on the GPU with pair sampling, no readback: one dispatch per call (single-workgroup
+ * styles) or a fixed recorded sequence (style 'multi', the default above 256 points per side). Keeps its own draw
  * counter (the Philox stream for the pair sampling) so a resumed run continues the same stream.
  */
 export class GpuSinkhorn {
@@ -139,7 +147,32 @@ export class GpuSinkhorn {
       sampling,
       stageIters: this.opts.epsScaling ?? 0,
     });
-    b.dispatch(b.prepare(sinkhornKernel({ n: this.n, m: this.m, pairs: this.pairs }, this.opts.style ?? 'auto', this.opts.threads)), [C.buffer, out.buffer, pairs.buffer], u);
+    const shape = { n: this.n, m: this.m, pairs: this.pairs };
+    const style = sinkhornResolveStyle(this.n, this.m, this.opts.style ?? 'auto');
+    if (style !== 'multi') {
+      b.dispatch(b.prepare(sinkhornKernel(shape, style, this.opts.threads)), [C.buffer, out.buffer, pairs.buffer], u);
+      return { out, pairs };
+    }
+    // Multi-workgroup: a fixed sequence recorded into the open encoder (no readback); iteration
+    // dispatches after convergence return at once on the GPU's DONE flag.
+    const k = sinkhornMultiKernels(shape);
+    const state = Tensor.empty([sinkhornStateSize(shape)]);
+    const [cb, ob, sb] = [C.buffer, out.buffer, state.buffer];
+    const row = b.prepare(k.row), col = b.prepare(k.col), check = b.prepare(k.check);
+    b.dispatch(b.prepare(k.rowStats), [cb, sb]);
+    b.dispatch(b.prepare(k.colMin), [cb, sb]);
+    b.dispatch(b.prepare(k.centre), [cb, ob, sb]);
+    b.dispatch(b.prepare(k.init), [sb], u);
+    const maxIter = this.opts.maxIter ?? 1000;
+    const checkEvery = Math.max(1, this.opts.checkEvery ?? 10);
+    for (let it = 1; it <= maxIter; it++) {
+      b.dispatch(row, [cb, ob, sb]);
+      b.dispatch(col, [cb, ob, sb]);
+      if (it % checkEvery === 0) b.dispatch(check, [sb]);
+    }
+    b.dispatch(b.prepare(k.finalRows), [cb, ob, sb]);
+    b.dispatch(b.prepare(k.sample), [cb, ob, sb, pairs.buffer], u);
+    state.dispose(); // the pool may hand it out again: later work runs after these dispatches
     return { out, pairs };
   }
 }

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { tensor } from '../engine';
 import { Rng } from '../engine/philox';
-import { costMatrix, exactPairs, gatherPaired, gatherRowsCpu, GpuSinkhorn, pairLabels, sinkhornClassicF64, sinkhornLogF64, sinkhornPlan } from '../cfm/ot';
+import { costMatrix, exactPairs, gatherPaired, gatherRowsCpu, GpuSinkhorn, pairLabels, sinkhornClassicF64, sinkhornLogF64, sinkhornPlan, type SinkhornReport } from '../cfm/ot';
 import { otPlanExact, squaredEuclideanCost } from '../cfm/ot/assignment';
 import { gpu } from './helpers';
 
@@ -126,11 +126,11 @@ describe('kernel variants', () => {
     expect(worst).toBeLessThan(2e-4);
   }, 600_000);
 
-  test('a 300 × 300 problem takes the loop kernel', async () => {
+  test('a 300 × 300 problem on the loop kernel', async () => {
     const rng = new Rng(32);
     const n = 300;
     const a = points(n, 2, rng), b = points(n, 2, rng, 1, 1);
-    const rep = await sinkhornPlan(tensor(a, [n, 2]), tensor(b, [n, 2]), { reg: 1, tol: 1e-3, maxIter: 2000, sampling: 'replacement' });
+    const rep = await sinkhornPlan(tensor(a, [n, 2]), tensor(b, [n, 2]), { reg: 1, tol: 1e-3, maxIter: 2000, sampling: 'replacement', style: 'loop' });
     expect(rep.converged).toBe(true);
     const { rows, cols } = marginals(rep.plan, n, n);
     let e = 0;
@@ -139,6 +139,84 @@ describe('kernel variants', () => {
     cols.forEach((c) => expect(Math.abs(c - 1 / n)).toBeLessThan(1e-5));
     expect(rep.pairs.i.length).toBe(n);
   }, 600_000);
+});
+
+describe('multi-workgroup Sinkhorn (auto above 256 points per side)', () => {
+  // Clouds 4 apart at small ε: whole rows of exp(−C/ε) underflow in float32, so only the log form works.
+  const cases = [
+    { n: 257, m: 257, reg: 0.1, epsScaling: 0, sampling: 'permutation' as const },
+    { n: 257, m: 257, reg: 0.1, epsScaling: 20, sampling: 'replacement' as const },
+    { n: 300, m: 263, reg: 0.05, epsScaling: 0, sampling: 'replacement' as const },
+    { n: 300, m: 263, reg: 0.05, epsScaling: 20, sampling: 'replacement' as const },
+  ];
+  for (const c of cases) {
+    test(`${c.n} × ${c.m}, reg ${c.reg}, ε-scaling ${c.epsScaling}: plan, marginals, stats and pairs vs float64 reference`, async () => {
+      const rng = new Rng(11 + c.n + c.m);
+      const a = points(c.n, 2, rng), b = points(c.m, 2, rng, 1, 4);
+      const tol = 1e-5, pairs = c.sampling === 'permutation' ? c.n : 512;
+      const rep = await sinkhornPlan(tensor(a, [c.n, 2]), tensor(b, [c.m, 2]), { reg: c.reg, tol, maxIter: 5000, checkEvery: 10, sampling: c.sampling, pairs, seed: 3, epsScaling: c.epsScaling });
+      expect(rep.converged, `converged after ${rep.iterations} iterations (err ${rep.err})`).toBe(true);
+      expect(rep.iterations % 10, 'stops at a check').toBe(0);
+      expect(rep.iterations).toBeLessThan(5000);
+      expect(rep.err).toBeLessThanOrEqual(tol);
+      const { rows, cols } = marginals(rep.plan, c.n, c.m);
+      let rowErr = 0, colErr = 0;
+      rows.forEach((r) => (rowErr += Math.abs(r - 1 / c.n)));
+      cols.forEach((r) => (colErr += Math.abs(r - 1 / c.m)));
+      expect(rowErr).toBeLessThan(2 * tol);
+      expect(colErr).toBeLessThan(2 * tol);
+      const C = squaredEuclideanCost(a, b, c.n, c.m, 2);
+      const ref = sinkhornLogF64(C, c.n, c.m, c.reg, { tol: 1e-9, maxIter: 20000 });
+      let worst = 0;
+      for (let k = 0; k < c.n * c.m; k++) worst = Math.max(worst, Math.abs(rep.plan[k]! - ref.plan[k]!));
+      expect(worst, 'max |P_gpu − P_ref|').toBeLessThan(3e-5);
+      let zeroRows = 0;
+      for (let i = 0; i < c.n; i++) {
+        let s = 0;
+        for (let j = 0; j < c.m; j++) s += Math.fround(Math.exp(-C[i * c.m + j]! / c.reg));
+        if (s === 0) zeroRows++;
+      }
+      expect(zeroRows, 'rows of K = exp(−C/ε) that underflow to 0 in float32').toBeGreaterThan(0);
+      // Pairs: valid indices on cells the plan gives mass to.
+      expect(rep.pairs.i.length).toBe(pairs);
+      for (let k = 0; k < pairs; k++) {
+        const i = rep.pairs.i[k]!, j = rep.pairs.j[k]!;
+        expect(i >= 0 && i < c.n && j >= 0 && j < c.m, `pair ${k}: (${i}, ${j})`).toBe(true);
+        if (c.sampling === 'replacement') expect(rep.plan[i * c.m + j]!, `pair ${k}: (${i}, ${j})`).toBeGreaterThan(1e-12);
+      }
+      if (c.sampling === 'permutation') {
+        expect([...rep.pairs.i]).toEqual([...Array(c.n).keys()]);
+        expect(new Set(rep.pairs.j).size).toBe(c.n);
+      }
+    }, 600_000);
+  }
+
+  test('same iterates, stats and pairs as the single-workgroup loop kernel', async () => {
+    const rng = new Rng(35);
+    const n = 40, m = 33;
+    const a = points(n, 2, rng, 1.5), b = points(m, 2, rng, 1, 2);
+    const reps = [];
+    for (const style of ['loop', 'multi'] as const) reps.push(await sinkhornPlan(tensor(a, [n, 2]), tensor(b, [m, 2]), { reg: 0.1, tol: 1e-5, maxIter: 3000, sampling: 'replacement', pairs: 64, seed: 5, epsScaling: 5, style }));
+    const [loop, multi] = reps as [SinkhornReport, SinkhornReport];
+    expect(multi.converged).toBe(true);
+    expect(multi.iterations).toBe(loop.iterations);
+    expect(Math.abs(multi.err - loop.err)).toBeLessThan(1e-7);
+    let worst = 0;
+    for (let k = 0; k < n * m; k++) worst = Math.max(worst, Math.abs(multi.plan[k]! - loop.plan[k]!));
+    expect(worst).toBeLessThan(1e-6);
+    expect([...multi.pairs.i]).toEqual([...loop.pairs.i]);
+    expect([...multi.pairs.j]).toEqual([...loop.pairs.j]);
+  }, 600_000);
+
+  test('unconverged multi-workgroup runs stop at maxIter and report it', async () => {
+    const rng = new Rng(5);
+    const a = points(16, 2, rng, 3), b = points(16, 2, rng, 3, 2);
+    const rep = await sinkhornPlan(tensor(a, [16, 2]), tensor(b, [16, 2]), { reg: 0.01, tol: 1e-9, maxIter: 30, checkEvery: 10, sampling: 'none', style: 'multi' });
+    expect(rep.iterations).toBe(30);
+    expect(rep.converged).toBe(false);
+    const { cols } = marginals(rep.plan, 16, 16);
+    cols.forEach((s) => expect(Math.abs(s - 1 / 16)).toBeLessThan(1e-5));
+  });
 });
 
 describe('pair sampling from the plan', () => {
