@@ -7,7 +7,7 @@
  *
  * Run: node scripts/run-ts.mjs bench/cfm-quality.ts [--steps 2000] [--seeds 0,1,2]
  *        [--tasks gaussian-moons,8gaussians-moons] [--methods icfm,otcfm-exact,otcfm-sinkhorn] [--json FILE]
- *        [--sinkhorn-iter 1000] [--sinkhorn-tol 1e-4] [--eps-scaling 0]
+ *        [--sinkhorn-iter 1000] [--sinkhorn-tol 1e-3] [--eps-scaling 20]  (defaults: the trainer's)
  */
 import { writeFileSync } from 'node:fs';
 import type { TrainConfig } from '../cli/job';
@@ -26,8 +26,8 @@ const tasks = arg('tasks', 'gaussian-moons,8gaussians-moons').split(',');
 const methods = arg('methods', 'icfm,otcfm-exact,otcfm-sinkhorn').split(',');
 const jsonOut = arg('json', '');
 const skIter = Number(arg('sinkhorn-iter', '1000'));
-const skTol = Number(arg('sinkhorn-tol', '1e-4'));
-const skScale = Number(arg('eps-scaling', '0'));
+const skTol = Number(arg('sinkhorn-tol', '1e-3'));
+const skScale = Number(arg('eps-scaling', '20'));
 
 /** SPEC §5.1 (PyTorch on the CPU, 2 cores): median ms/step, W2 mean ± std, NPE. */
 const PYTORCH: Record<string, { ms: number; w2: string; npe: string }> = {

