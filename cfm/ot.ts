@@ -11,7 +11,8 @@
  */
 import { gatherRows, getBackend, Tensor } from '../engine';
 import { seedKey, type Rng } from '../engine/philox';
-import { sinkhornKernel, sinkhornMultiKernels, sinkhornOutSize, sinkhornResolveStyle, sinkhornStateSize, sinkhornUniforms, sqEuclideanCostKernel, type PairSampling } from '../kernels/sinkhorn';
+import { sinkhornKernel, sinkhornOutSize, sinkhornUniforms, sqEuclideanCostKernel, type PairSampling } from '../kernels/sinkhorn';
+import { sinkhornMultiKernels, sinkhornResolveStyle, sinkhornStateSize } from '../kernels/sinkhorn-multi';
 import { otPlanExact } from './ot/assignment';
 
 export type OtSolver = 'exact' | 'sinkhorn';
