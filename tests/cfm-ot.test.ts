@@ -23,6 +23,32 @@ function marginals(plan: ArrayLike<number>, n: number, m: number): { rows: Float
   return { rows, cols };
 }
 
+/** L1 distances of the plan's row and column sums from the uniform marginals 1/n and 1/m. */
+function marginalL1(plan: ArrayLike<number>, n: number, m: number): { rowErr: number; colErr: number } {
+  const { rows, cols } = marginals(plan, n, m);
+  let rowErr = 0, colErr = 0;
+  rows.forEach((r) => (rowErr += Math.abs(r - 1 / n)));
+  cols.forEach((r) => (colErr += Math.abs(r - 1 / m)));
+  return { rowErr, colErr };
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let k = 0; k < a.length; k++) worst = Math.max(worst, Math.abs(a[k]! - b[k]!));
+  return worst;
+}
+
+/** Rows of K = exp(−C/ε) that underflow to 0 in float32 (where classical Sinkhorn divides 0 by 0). */
+function underflowingRows(C: ArrayLike<number>, n: number, m: number, reg: number): number {
+  let zeroRows = 0;
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < m; j++) s += Math.fround(Math.exp(-C[i * m + j]! / reg));
+    if (s === 0) zeroRows++;
+  }
+  return zeroRows;
+}
+
 describe('cost matrix', () => {
   test('squared Euclidean through the inner-product kernel matches float64', async () => {
     const rng = new Rng(3);
@@ -50,26 +76,16 @@ describe('log-domain Sinkhorn kernel', () => {
       const a = points(c.n, 2, rng, c.scale), b = points(c.m, 2, rng, c.scale, c.shift ?? 1.5);
       const rep = await sinkhornPlan(tensor(a, [c.n, 2]), tensor(b, [c.m, 2]), { reg: c.reg, normalize: c.normalize, tol: c.tol ?? 1e-5, maxIter: 20000, sampling: 'none', epsScaling: c.epsScaling ?? 0 });
       expect(rep.converged, `converged after ${rep.iterations} iterations (err ${rep.err})`).toBe(true);
-      const { rows, cols } = marginals(rep.plan, c.n, c.m);
-      let rowErr = 0, colErr = 0;
-      rows.forEach((r) => (rowErr += Math.abs(r - 1 / c.n)));
-      cols.forEach((r) => (colErr += Math.abs(r - 1 / c.m)));
+      const { rowErr, colErr } = marginalL1(rep.plan, c.n, c.m);
       expect(rowErr).toBeLessThan(2 * (c.tol ?? 1e-5));
       expect(colErr).toBeLessThan(2 * (c.tol ?? 1e-5));
       const C = squaredEuclideanCost(a, b, c.n, c.m, 2);
       const ref = sinkhornLogF64(C, c.n, c.m, c.reg, { tol: 1e-12, maxIter: 200000, normalize: c.normalize });
-      let worst = 0;
-      for (let k = 0; k < c.n * c.m; k++) worst = Math.max(worst, Math.abs(rep.plan[k]! - ref.plan[k]!));
+      const worst = maxAbsDiff(rep.plan, ref.plan);
       // Entries are at most 1/n; both plans are converged (the GPU to tol in L1, float32 potentials).
       expect(worst, 'max |P_gpu − P_ref|').toBeLessThan(c.planTol ?? 3e-5);
       if (c.name.includes('underflows')) {
-        let zeroRows = 0;
-        for (let i = 0; i < c.n; i++) {
-          let s = 0;
-          for (let j = 0; j < c.m; j++) s += Math.fround(Math.exp(-C[i * c.m + j]! / c.reg));
-          if (s === 0) zeroRows++;
-        }
-        expect(zeroRows, 'rows of K = exp(−C/ε) that underflow to 0 in float32').toBeGreaterThan(0);
+        expect(underflowingRows(C, c.n, c.m, c.reg), 'rows of K = exp(−C/ε) that underflow to 0 in float32').toBeGreaterThan(0);
         const classic = sinkhornClassicF64(C, c.n, c.m, c.reg, 50, true);
         expect(classic.some((v) => !Number.isFinite(v)), 'classical Sinkhorn breaks (0/0)').toBe(true);
       }
@@ -159,24 +175,14 @@ describe('multi-workgroup Sinkhorn (auto above 256 points per side)', () => {
       expect(rep.iterations % 10, 'stops at a check').toBe(0);
       expect(rep.iterations).toBeLessThan(5000);
       expect(rep.err).toBeLessThanOrEqual(tol);
-      const { rows, cols } = marginals(rep.plan, c.n, c.m);
-      let rowErr = 0, colErr = 0;
-      rows.forEach((r) => (rowErr += Math.abs(r - 1 / c.n)));
-      cols.forEach((r) => (colErr += Math.abs(r - 1 / c.m)));
+      const { rowErr, colErr } = marginalL1(rep.plan, c.n, c.m);
       expect(rowErr).toBeLessThan(2 * tol);
       expect(colErr).toBeLessThan(2 * tol);
       const C = squaredEuclideanCost(a, b, c.n, c.m, 2);
       const ref = sinkhornLogF64(C, c.n, c.m, c.reg, { tol: 1e-9, maxIter: 20000 });
-      let worst = 0;
-      for (let k = 0; k < c.n * c.m; k++) worst = Math.max(worst, Math.abs(rep.plan[k]! - ref.plan[k]!));
+      const worst = maxAbsDiff(rep.plan, ref.plan);
       expect(worst, 'max |P_gpu − P_ref|').toBeLessThan(3e-5);
-      let zeroRows = 0;
-      for (let i = 0; i < c.n; i++) {
-        let s = 0;
-        for (let j = 0; j < c.m; j++) s += Math.fround(Math.exp(-C[i * c.m + j]! / c.reg));
-        if (s === 0) zeroRows++;
-      }
-      expect(zeroRows, 'rows of K = exp(−C/ε) that underflow to 0 in float32').toBeGreaterThan(0);
+      expect(underflowingRows(C, c.n, c.m, c.reg), 'rows of K = exp(−C/ε) that underflow to 0 in float32').toBeGreaterThan(0);
       // Pairs: valid indices on cells the plan gives mass to.
       expect(rep.pairs.i.length).toBe(pairs);
       for (let k = 0; k < pairs; k++) {
