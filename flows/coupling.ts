@@ -22,7 +22,7 @@ export type MaskKind = 'half' | 'alternate';
  * `alternate` the even ones; `flip` swaps the roles.
  */
 export function couplingMask(dim: number, kind: MaskKind, flip: boolean): Float32Array {
-  if (!Number.isInteger(dim) || dim < 2) throw new Error(`coupling layers need at least 2 dimensions (the data has ${dim}); use maf, planar or radial for 1-D data`);
+  if (!Number.isInteger(dim) || dim < 2) throw new Error(`coupling layers need at least 2 dimensions (the data has ${dim}); use planar or radial for 1-D data`);
   const m = new Float32Array(dim);
   for (let i = 0; i < dim; i++) {
     const keepIt = kind === 'half' ? i < Math.floor(dim / 2) : i % 2 === 0;

@@ -15,7 +15,7 @@ export { MAFLayer, type MAFOptions } from './maf';
 export { StandardNormal, DiagNormal, type BaseDistribution } from './base';
 export { Flow } from './flow';
 export { inverse, luDecompose, randomOrthogonal } from './linalg';
-export { buildFlow, resolveArch, DEFAULT_LAYERS, type FlowArch } from './build';
+export { buildFlow, resolveArch, DEFAULT_LAYERS, defaultLayers, type FlowArch } from './build';
 export {
   flowJob, trainFlow, sampleFlow, evalFlow, flowFromCheckpoint, densityGrid, drawSamples, meanNll,
   validateData, learningRate, readRunConfig, type FlowRunConfig, type Standardize,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { TrainConfig, TrainOutcome, TrainState } from '../cli/job';
 import { encodeCsv, encodeNpy, loadDataFile } from '../datasets/files';
 import { Rng } from '../engine/philox';
+import { resolveArch } from '../flows/build';
 import { densityGrid, evalFlow, flowFromCheckpoint, flowJob, sampleFlow } from '../flows/train';
 import { expectClose, gpu } from './helpers';
 
@@ -137,6 +138,13 @@ describe('resume', () => {
     const a = await flowJob.run(cfg({ method: 'maf', steps: 1, batch: 8, options: { layers: 1, hidden: [8], testSize: 16, grid: 4, w2: false } }));
     await expect(flowJob.run(cfg({ method: 'realnvp', steps: 2, batch: 8, options: { layers: 1, hidden: [8], testSize: 16, grid: 4, w2: false } }), {}, a.state)).rejects.toThrow(/missing from the checkpoint/);
   });
+});
+
+test('default depth: MAF has 10 layers in 2-D (a 2-D MAF layer is one coupling), 5 above; an explicit depth wins', () => {
+  expect([2, 3, 8].map((d) => resolveArch('maf', d).layers)).toEqual([10, 5, 5]);
+  expect(resolveArch('maf', 2, { layers: 4 }).layers).toBe(4);
+  expect(resolveArch('realnvp', 2).layers).toBe(8);
+  expect(() => resolveArch('realnvp', 1)).toThrow(/use planar or radial for 1-D data/);
 });
 
 describe('bad input is a clear error', () => {
