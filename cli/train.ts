@@ -115,6 +115,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   let adapter: AdapterReport | null = null;
   let userAgent: string | undefined;
   let lastCheckpointStep = startStep;
+  let evaluating = false;
   const adapterText = () => (adapter ? adapterSummary(adapter) : 'unknown');
   const trainConfigJson = stored as unknown as Record<string, unknown>;
   const onMessage = (m: TaskMessage) => {
@@ -126,7 +127,15 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
         say(`adapter: ${adapterSummary(m.adapter)}`);
         break;
       case 'progress':
+        if (evaluating) break;
         view.update(m);
+        // The trainer evaluates after its last step (test metrics, samples, pictures): on software
+        // WebGPU that takes from seconds to a minute, so say so instead of sitting on a full bar.
+        if (m.step >= m.steps) {
+          evaluating = true;
+          view.finish();
+          say('evaluating the trained model (test metrics, samples, pictures)…');
+        }
         break;
       case 'checkpoint':
         // A trainer may also put its resolved configuration in state.extra.config.

@@ -179,7 +179,7 @@ describe('wgflow train', () => {
     expect(run.stdout).toMatch(/^wgflow train {2}OT-CFM: 8gaussians → moons, 30 steps, batch 256/m);
     expect(run.stdout).toMatch(/^adapter: .*\(software|hardware, node\)$/m);
     expect(run.stdout).toMatch(/^step 30\/30 {2}loss [\d.]+ {2}[\d.]+ steps\/s {2}ETA 0:00$/m);
-    expect(run.stdout).toMatch(/^done: 30 steps in /m);
+    expect(run.stdout).toMatch(/^step 30\/30 .*\nevaluating the trained model \(test metrics, samples, pictures\)…\n(.*\n)*done: 30 steps in /m);
     expect(run.stdout).not.toContain('\r');
   });
 
