@@ -1,7 +1,8 @@
 /**
  * One picture of the learned flow densities for the README: a grid with one column per dataset and
  * one row per model, above them a row with the true density (a 2-D histogram of 1 000 000 samples over
- * the same window), every panel exp(log p) scaled to its own maximum (viridis). Reads the
+ * the same window), every panel exp(log p) scaled to its own 98th percentile and clipped there
+ * (viridis; scaling to the maximum lets a thin spike of a learned density hide the rest). Reads the
  * `<model>-<dataset>-density.json` grids that bench/flows-quality.ts writes, from any number of its
  * output folders (runs with different settings can share one figure).
  *
@@ -57,11 +58,19 @@ const byOrder = (order: string[]) => (a: string, b: string) => (order.indexOf(a)
 const models = [...new Set([...grids.values()].map((g) => g.model))].sort(byOrder(MODEL_ORDER));
 const datasets = [...new Set([...grids.values()].map((g) => g.dataset))].sort(byOrder(DATASET_ORDER));
 
-/** exp(log p − max) so that each panel spans its own range; missing cells stay white. */
+/** Colour range of a panel: values divided by their 98th percentile and clipped at 1 (NaN stays NaN). */
+const CLIP_PERCENTILE = 0.98;
+function clipToPercentile(values: Float32Array): Float32Array {
+  const finite = values.filter(Number.isFinite).sort();
+  const top = finite.length ? finite[Math.min(finite.length - 1, Math.floor(CLIP_PERCENTILE * finite.length))]! : 1;
+  return values.map((v) => (Number.isFinite(v) ? Math.min(1, v / (top > 0 ? top : 1)) : v));
+}
+
+/** exp(log p − max) (no overflow), clipped to its percentile range; missing cells stay white. */
 function fromLog(g: Grid): Float32Array {
   let hi = -Infinity;
   for (const v of g.logDensity) if (v !== null && v > hi) hi = v;
-  return Float32Array.from(g.logDensity, (v) => (v === null ? NaN : Math.exp(v - hi)));
+  return clipToPercentile(Float32Array.from(g.logDensity, (v) => (v === null ? NaN : Math.exp(v - hi))));
 }
 
 /** 2-D histogram of fresh samples on the model's grid: the true density at the same resolution. */
@@ -85,7 +94,7 @@ const put = (img: Image, col: number, row: number) => {
 };
 datasets.forEach((dataset, c) => {
   const any = models.map((m) => grids.get(`${m}/${dataset}`)).find((g) => g !== undefined)!;
-  put(densityImage({ width: panel, height: panel, values: truth(dataset, any), gw: any.gw, gh: any.gh }), c, 0);
+  put(densityImage({ width: panel, height: panel, values: clipToPercentile(truth(dataset, any)), gw: any.gw, gh: any.gh }), c, 0);
   models.forEach((m, r) => {
     const g = grids.get(`${m}/${dataset}`);
     if (g) put(densityImage({ width: panel, height: panel, values: fromLog(g), gw: g.gw, gh: g.gh }), c, r + 1);
