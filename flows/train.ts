@@ -196,16 +196,39 @@ function prepareData(cfg: TrainConfig, testSize: number, testFraction: number): 
 // ---------------------------------------------------------------------------------------------
 // Evaluation helpers (also used by the CLI on checkpoints)
 
+/**
+ * log p of n rows of `pts` (n × dim) in chunks of `batch` rows, one readback each, handing each
+ * chunk's values to `each`. When there is more than one chunk the last one is padded (with copies
+ * of row 0) to the full chunk size: kernels are compiled per shape, and on SwiftShader compiling a
+ * flow's ~40 kernels for a remainder shape took longer than evaluating 20 000 rows.
+ */
+async function logProbChunks(flow: Flow, pts: Float32Array, n: number, batch: number, each: (start: number, values: Float32Array, rows: number) => void): Promise<void> {
+  const dim = flow.dim;
+  for (let start = 0; start < n; start += batch) {
+    const rows = Math.min(batch, n - start);
+    let chunk = pts.subarray(start * dim, (start + rows) * dim);
+    let shapeRows = rows;
+    if (rows < batch && n > batch) {
+      const padded = new Float32Array(batch * dim);
+      padded.set(chunk);
+      for (let r = rows; r < batch; r++) padded.set(pts.subarray(0, dim), r * dim);
+      chunk = padded;
+      shapeRows = batch;
+    }
+    const lp = noGrad(() => scope(() => flow.logProb(tensor(chunk, [shapeRows, dim]))));
+    const values = await lp.data();
+    lp.dispose();
+    each(start, values, rows);
+  }
+}
+
 /** Mean −log p over the rows of `m` (in the flow's own units), in batches, one readback each. */
 export async function meanNll(flow: Flow, m: DataMatrix, batch = 4096): Promise<number> {
   if (m.dim !== flow.dim) throw new Error(`evaluation data has dimension ${m.dim}, the flow models dimension ${flow.dim}`);
   let total = 0;
-  for (let start = 0; start < m.n; start += batch) {
-    const rows = Math.min(batch, m.n - start);
-    const s = noGrad(() => scope(() => sum(neg(flow.logProb(tensor(m.data.subarray(start * m.dim, (start + rows) * m.dim), [rows, m.dim]))))));
-    total += await s.item();
-    s.dispose();
-  }
+  await logProbChunks(flow, m.data, m.n, batch, (_, values, rows) => {
+    for (let k = 0; k < rows; k++) total -= values[k]!;
+  });
   return total / m.n;
 }
 
@@ -222,14 +245,9 @@ export async function densityGrid(flow: Flow, bounds: [number, number, number, n
   if (standardize) standardizeInPlace(pts, 2, standardize);
   const out = new Float32Array(gw * gh);
   const offset = logStdSum(standardize);
-  const B = 4096;
-  for (let start = 0; start < gw * gh; start += B) {
-    const rows = Math.min(B, gw * gh - start);
-    const lp = noGrad(() => scope(() => flow.logProb(tensor(pts.subarray(2 * start, 2 * (start + rows)), [rows, 2]))));
-    const v = await lp.data();
-    lp.dispose();
-    for (let k = 0; k < rows; k++) out[start + k] = v[k]! - offset;
-  }
+  await logProbChunks(flow, pts, gw * gh, 4096, (start, values, rows) => {
+    for (let k = 0; k < rows; k++) out[start + k] = values[k]! - offset;
+  });
   return out;
 }
 

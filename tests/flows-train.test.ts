@@ -12,7 +12,7 @@ import type { TrainConfig, TrainOutcome, TrainState } from '../cli/job';
 import { encodeCsv, encodeNpy, loadDataFile } from '../datasets/files';
 import { Rng } from '../engine/philox';
 import { resolveArch } from '../flows/build';
-import { densityGrid, evalFlow, flowFromCheckpoint, flowJob, sampleFlow } from '../flows/train';
+import { densityGrid, evalFlow, flowFromCheckpoint, flowJob, meanNll, sampleFlow } from '../flows/train';
 import { expectClose, gpu } from './helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgflow-flows-'));
@@ -74,6 +74,14 @@ describe('training on a toy set', () => {
     const cell = ((hi - lo) / g) ** 2;
     const mass = lp.reduce((a, v) => a + Math.exp(v), 0) * cell;
     expect(Math.abs(mass - 1), `∫ p = ${mass}`).toBeLessThan(0.02);
+    flow.dispose();
+  });
+
+  test('evaluation in chunks (the last one padded to the chunk shape) equals one pass', async () => {
+    const flow = flowFromCheckpoint(out.config, out.state.params);
+    const m = { data: out.target.data.subarray(0, 2 * 30), n: 30, dim: 2 };
+    const whole = await meanNll(flow, m);
+    for (const batch of [7, 29]) expect(Math.abs((await meanNll(flow, m, batch)) - whole), `batch ${batch}`).toBeLessThan(1e-5);
     flow.dispose();
   });
 
