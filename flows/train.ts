@@ -196,6 +196,9 @@ function prepareData(cfg: TrainConfig, testSize: number, testFraction: number): 
 // ---------------------------------------------------------------------------------------------
 // Evaluation helpers (also used by the CLI on checkpoints)
 
+/** Rows per evaluation chunk (test NLL, density grid): one shape, so one set of compiled kernels. */
+const EVAL_ROWS = 4096;
+
 /**
  * log p of n rows of `pts` (n × dim) in chunks of `batch` rows, one readback each, handing each
  * chunk's values to `each`. When there is more than one chunk the last one is padded (with copies
@@ -223,7 +226,7 @@ async function logProbChunks(flow: Flow, pts: Float32Array, n: number, batch: nu
 }
 
 /** Mean −log p over the rows of `m` (in the flow's own units), in batches, one readback each. */
-export async function meanNll(flow: Flow, m: DataMatrix, batch = 4096): Promise<number> {
+export async function meanNll(flow: Flow, m: DataMatrix, batch = EVAL_ROWS): Promise<number> {
   if (m.dim !== flow.dim) throw new Error(`evaluation data has dimension ${m.dim}, the flow models dimension ${flow.dim}`);
   let total = 0;
   await logProbChunks(flow, m.data, m.n, batch, (_, values, rows) => {
@@ -245,7 +248,7 @@ export async function densityGrid(flow: Flow, bounds: [number, number, number, n
   if (standardize) standardizeInPlace(pts, 2, standardize);
   const out = new Float32Array(gw * gh);
   const offset = logStdSum(standardize);
-  await logProbChunks(flow, pts, gw * gh, 4096, (start, values, rows) => {
+  await logProbChunks(flow, pts, gw * gh, EVAL_ROWS, (start, values, rows) => {
     for (let k = 0; k < rows; k++) out[start + k] = values[k]! - offset;
   });
   return out;
