@@ -3,13 +3,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { adapterSummary } from '../engine/runtime';
 import type { AdapterReport } from '../engine/backend';
-import { writeFileAtomic } from '../io/atomic';
 import { UsageError, parseFlags, type FlagSpec } from './args';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { BROWSER_FLAGS, MODEL_FLAGS, defaultOutDir, mergeResume, resolveModel, type StoredTrainConfig } from './config';
 import { DEFAULT_STEPS_GPU, DEFAULT_STEPS_SOFTWARE, TRAIN_HELP } from './help';
 import type { TrainState } from './job';
 import { ProgressView } from './progress';
+import { checkPictures, outputPath, writeOutput } from './outputs';
 import { METHOD_NAMES, renderReport, type RunResult } from './report';
 import { loadJobs, resolveChromium, runTaskIn } from './runner';
 import type { TaskMessage, TrainTaskResult } from './tasks';
@@ -139,7 +139,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
         break;
       case 'checkpoint':
         // A trainer may also put its resolved configuration in state.extra.config.
-        writeCheckpoint(ckptPath, { config: isObject(m.state.extra?.config) ? m.state.extra.config : checkpointConfig, trainConfig: trainConfigJson, state: m.state, runtime, adapter: adapterText() });
+        writeCheckpoint(outputPath(out, 'model.safetensors'), { config: isObject(m.state.extra?.config) ? m.state.extra.config : checkpointConfig, trainConfig: trainConfigJson, state: m.state, runtime, adapter: adapterText() });
         lastCheckpointStep = m.state.step;
         emit({ type: 'checkpoint', step: m.state.step, path: displayPath(ctx.cwd, ckptPath) });
         break;
@@ -193,8 +193,11 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   const finished = new Date();
 
   // Files: final checkpoint (the trainer's resolved config), pictures, metrics, report.
-  writeCheckpoint(ckptPath, { config: res.config, trainConfig: trainConfigJson, state: res.state, runtime, adapter: adapterSummary(res.adapter) });
-  for (const [file, bytes] of Object.entries(res.pictures)) writeFileAtomic(path.join(out, file), bytes);
+  // What the task reported is data (from a page, for the browser runtime): only our own picture
+  // names are written, and only inside --out (cli/outputs.ts).
+  const pictures = checkPictures(res.pictures);
+  writeCheckpoint(outputPath(out, 'model.safetensors'), { config: res.config, trainConfig: trainConfigJson, state: res.state, runtime, adapter: adapterSummary(res.adapter) });
+  for (const [file, bytes] of Object.entries(pictures)) writeOutput(out, file as keyof typeof pictures, bytes);
   const m = res.metrics;
   const result: RunResult = {
     type: 'result',
@@ -228,15 +231,15 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
     adapter_info: { ...res.adapter, user_agent: userAgent ?? null },
     samples: res.samples,
     losses: res.state.losses.map((l) => [l.step, Number.isFinite(l.loss) ? l.loss : null]),
-    files: ['metrics.json', 'model.safetensors', ...Object.keys(res.pictures), 'report.html'],
+    files: ['metrics.json', 'model.safetensors', ...Object.keys(pictures), 'report.html'],
   };
-  writeFileAtomic(path.join(out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
+  writeOutput(out, 'metrics.json', `${JSON.stringify(metrics, null, 2)}\n`);
   const html = renderReport({
     result,
     config: res.config,
     adapter: res.adapter,
     userAgent,
-    pictures: res.pictures,
+    pictures,
     wallSeconds: wall,
     startedAt: started,
     finishedAt: finished,
@@ -246,7 +249,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
     dataFile: stored.data_file,
     version: ctx.version,
   });
-  writeFileAtomic(path.join(out, 'report.html'), html);
+  writeOutput(out, 'report.html', html);
 
   if (interrupted) {
     // The trainer honoured the abort by stopping early and evaluating what it had: keep the files.
