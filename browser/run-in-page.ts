@@ -17,7 +17,7 @@ import type { Page } from 'puppeteer-core';
 import { bundleForBrowser } from './bundle';
 import { launchChromium, type ChromiumHandle } from './chromium';
 import type { AdapterReport } from './page-context';
-import { REPORT_PATH, startStaticServer } from './server';
+import { REPORT_PATH, TOKEN_HEADER, newReportToken, startStaticServer } from './server';
 
 export type { AdapterReport, PageContext, PageEntry } from './page-context';
 
@@ -44,6 +44,12 @@ export interface RunOptions {
   onLog?: (line: string) => void;
   /** Reject if the entry has not finished after this many ms. Default 300 000; 0 or Infinity: no limit. */
   timeoutMs?: number;
+  /**
+   * Called when the server refuses a report that did not come from our page (no or wrong run token,
+   * foreign Origin): someone else on this machine or a web page tried to talk to the run. The run
+   * goes on; the report is dropped unread.
+   */
+  onRefusedReport?: (reason: string) => void;
 }
 
 export interface RunInBrowserOptions extends RunOptions, BrowserSessionOptions {}
@@ -144,6 +150,8 @@ export async function runInBrowser<T = unknown>(entry: string, opts: RunInBrowse
   }
 }
 
+const ENVELOPE_KINDS: ReadonlySet<unknown> = new Set(['adapter', 'msg', 'result', 'error']);
+
 interface Envelope {
   seq: number;
   kind: 'adapter' | 'msg' | 'result' | 'error';
@@ -210,6 +218,12 @@ async function runInSession<T>(
   };
   const onReport = (body: unknown) => {
     if (!Array.isArray(body)) throw new Error('report body must be a JSON array of envelopes');
+    // Checked whole before any is taken, so a bad batch changes nothing.
+    for (const raw of body as Envelope[]) {
+      if (typeof raw !== 'object' || raw === null || !Number.isSafeInteger(raw.seq) || raw.seq < nextSeq || !ENVELOPE_KINDS.has(raw.kind)) {
+        throw new Error('report envelope must be {seq, kind, data} with a new integer seq and kind adapter|msg|result|error');
+      }
+    }
     for (const raw of body as Envelope[]) {
       pending.set(raw.seq, raw);
       // Envelopes carry sequence numbers: deliver strictly in page order even if HTTP reorders.
@@ -230,6 +244,10 @@ async function runInSession<T>(
 
   let page: Page | undefined;
   let timer: NodeJS.Timeout | undefined;
+  // The report channel is this page's alone: a fresh secret per run, handed to the page through the
+  // DevTools pipe before any of its scripts run (never in a URL or a served file), required on
+  // every report and on the page's arguments (browser/server.ts says what else is checked).
+  const token = newReportToken();
   const server = await startStaticServer(
     {
       '/index.html': INDEX_HTML,
@@ -237,7 +255,15 @@ async function runInSession<T>(
       [`/${ENTRY_FILE}`]: code,
       '/args.json': JSON.stringify(opts.args ?? null, hostReplacer),
     },
-    { onReport, onReportError: (e) => fail(new Error(`runInBrowser: bad report from the page: ${e.message}`)) },
+    {
+      privatePaths: ['/args.json'],
+      report: {
+        token,
+        onReport,
+        onReportError: (e) => fail(new Error(`runInBrowser: bad report from the page: ${e.message}`)),
+        onRefused: (reason) => opts.onRefusedReport?.(reason),
+      },
+    },
   );
   try {
     if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
@@ -247,6 +273,9 @@ async function runInSession<T>(
       }, timeoutMs);
     }
     page = await chromium.browser.newPage();
+    await page.evaluateOnNewDocument((t: string) => {
+      Object.defineProperty(globalThis, '__wgflowRunToken', { value: t, configurable: true, enumerable: false, writable: false });
+    }, token);
     page.on('console', (msg) => {
       const type = msg.type();
       log(type === 'log' || type === 'info' ? msg.text() : `[${type}] ${msg.text()}`);
@@ -372,6 +401,11 @@ const INDEX_HTML = `<!doctype html>
 const PAGE_RUNNER_JS = String.raw`
 const REPORT = ${JSON.stringify(REPORT_PATH)};
 const ENTRY = ${JSON.stringify(`./${ENTRY_FILE}`)};
+const TOKEN_HEADER = ${JSON.stringify(TOKEN_HEADER)};
+// The run's secret, injected by the host before this script ran; taken out of the global scope so
+// the entry's own code (and anything it loads) does not see it lying around.
+const TOKEN = globalThis.__wgflowRunToken;
+delete globalThis.__wgflowRunToken;
 let seq = 0;
 const queue = [];
 let flushing = false;
@@ -429,7 +463,7 @@ async function flush() {
       const batch = queue.splice(0, queue.length);
       let res;
       try {
-        res = await fetch(REPORT, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[' + batch.join(',') + ']' });
+        res = await fetch(REPORT, { method: 'POST', headers: { 'content-type': 'application/json', [TOKEN_HEADER]: TOKEN }, body: '[' + batch.join(',') + ']' });
       } catch (e) {
         console.error('wgflow: could not report to the host: ' + (e && e.message));
         return;
@@ -490,7 +524,10 @@ async function main() {
   let adapter;
   try { adapter = await adapterReport(); } catch (e) { adapter = { error: String((e && e.message) || e) }; }
   send('adapter', adapter);
-  const args = JSON.parse(await (await fetch('./args.json')).text(), reviver);
+  if (typeof TOKEN !== 'string') throw new Error('no run token: this page reports only when opened by runInBrowser');
+  const argsRes = await fetch('./args.json', { headers: { [TOKEN_HEADER]: TOKEN } });
+  if (!argsRes.ok) throw new Error('could not read the run arguments (HTTP ' + argsRes.status + ')');
+  const args = JSON.parse(await argsRes.text(), reviver);
   const mod = await import(ENTRY);
   if (typeof mod.default !== 'function') {
     throw new Error('the entry module has no default export function (got ' + typeof mod.default + '); write: export default async (args, ctx) => result');

@@ -122,6 +122,9 @@ export async function runTaskIn<T>(ctx: RunnerContext, args: TaskArgs, opts: Run
     timeoutMs: 0,
     onMessage: (m) => opts.onMessage(m as TaskMessage),
     onLog: opts.onLog,
+    // Someone on this machine (or a web page) posted to the run's report endpoint without the
+    // page's secret: refused and dropped by the server; say so, since it is worth knowing.
+    onRefusedReport: (reason) => process.stderr.write(`wgflow: refused a report that did not come from the run's page (${reason}); the run goes on\n`),
   });
   try {
     return { result: (await run).result };

@@ -3,8 +3,6 @@
  * (its WebGPU) and redraws the samples about twice a second while training runs.
  */
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { UsageError, parseFlags, type FlagSpec } from './args';
 import { MODEL_FLAGS, resolveModel } from './config';
 import { SERVE_HELP } from './help';
@@ -118,40 +116,22 @@ export async function serveCommand(argv: string[], ctx: CliContext): Promise<num
     sampleN: 1000,
   };
   const bundle = readFileSync(await pageBundle(ctx, 'page/serve.ts'));
-  const files: Record<string, { type: string; body: Buffer }> = {
-    '/index.html': { type: 'text/html; charset=utf-8', body: Buffer.from(indexHtml('wgflow serve')) },
-    '/serve.js': { type: 'text/javascript; charset=utf-8', body: bundle },
-    '/args.json': { type: 'application/json; charset=utf-8', body: Buffer.from(JSON.stringify(args)) },
-  };
-  let port = (v.port as number | undefined) ?? 8787;
-  const server = http.createServer((req, res) => {
-    // Loopback Host only, as browser/server.ts: a DNS-rebinding page elsewhere cannot read us.
-    const host = req.headers.host ?? '';
-    if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) {
-      res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden host\n');
-      return;
-    }
-    const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
-    const file = files[url.pathname === '/' ? '/index.html' : url.pathname];
-    if (!file || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(file ? 405 : 404, { 'content-type': 'text/plain' }).end(file ? 'method not allowed\n' : 'not found\n');
-      return;
-    }
-    res.writeHead(200, { 'content-type': file.type, 'content-length': String(file.body.length), 'cache-control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : file.body);
-  });
+  // The same static server as the browser runtime (browser/server.ts): loopback Host only, every
+  // malformed request a 4xx, files from memory. This page has no report channel: it only reads.
+  const { startStaticServer } = await import('../browser/server');
+  const requested = (v.port as number | undefined) ?? 8787;
+  let server;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve());
-    });
+    server = await startStaticServer(
+      { '/index.html': indexHtml('wgflow serve'), '/serve.js': bundle, '/args.json': JSON.stringify(args) },
+      { port: requested },
+    );
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new UsageError(`--port: ${port} is in use on 127.0.0.1; pass another --port (0 picks a free one)`);
+    if (code === 'EADDRINUSE') throw new UsageError(`--port: ${requested} is in use on 127.0.0.1; pass another --port (0 picks a free one)`);
     throw e;
   }
-  port = (server.address() as AddressInfo).port;
-  const url = `http://127.0.0.1:${port}/`;
+  const url = server.url;
   if (v.json) ctx.stdout.write(`${JSON.stringify({ type: 'serve', url, method: stored.method, source: stored.source, target: stored.target ?? stored.data_file, steps: stored.steps })}\n`);
   else {
     ctx.stdout.write(`wgflow serve: ${stored.method} ${stored.source ? `${stored.source} → ` : ''}${stored.target ?? stored.data_file}, ${stored.steps} steps\n`);
@@ -161,8 +141,7 @@ export async function serveCommand(argv: string[], ctx: CliContext): Promise<num
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      server.close(() => resolve());
-      server.closeAllConnections();
+      void server.close().then(resolve);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -18,11 +18,11 @@ import { startStaticServer } from '../browser/server';
 const TIMEOUT = 60_000;
 const haveChromium = CHROMIUM_CANDIDATES.some((p) => existsSync(p)) || !!process.env.WGFLOW_CHROMIUM;
 
-function request(url: string, init: { method?: string; body?: string; host?: string } = {}): Promise<{ status: number; type: string; body: string }> {
+function request(url: string, init: { method?: string; body?: string; host?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const req = http.request(
-      { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port, path: u.pathname, agent: false, method: init.method ?? 'GET', headers: init.host ? { host: init.host } : {} },
+      { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port, path: u.pathname, agent: false, method: init.method ?? 'GET', headers: { ...init.headers, ...(init.host ? { host: init.host } : {}) } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -72,7 +72,7 @@ describe('startStaticServer', () => {
     const reports: unknown[] = [];
     const server = await startStaticServer(
       { '/index.html': '<p>hi</p>', 'app.js': 'export {}', '/img.png': new Uint8Array([137, 80, 78, 71]) },
-      { onReport: (b) => reports.push(b) },
+      { report: { token: 'secret', onReport: (b) => reports.push(b) } },
     );
     try {
       expect(server.url).toBe(`http://127.0.0.1:${server.port}/`);
@@ -83,8 +83,9 @@ describe('startStaticServer', () => {
       const png = await request(`${server.url}img.png`);
       expect(png.type).toBe('image/png');
       expect((await request(`${server.url}missing.js`)).status).toBe(404);
-      expect((await request(`${server.url}__report`, { method: 'POST', body: '[{"a":1}]' })).status).toBe(204);
-      expect((await request(`${server.url}__report`, { method: 'POST', body: '{nope' })).status).toBe(400);
+      const own = { origin: server.url.slice(0, -1), 'content-type': 'application/json', 'x-wgflow-token': 'secret' };
+      expect((await request(`${server.url}__report`, { method: 'POST', body: '[{"a":1}]', headers: own })).status).toBe(204);
+      expect((await request(`${server.url}__report`, { method: 'POST', body: '{nope', headers: own })).status).toBe(400);
       expect(reports).toEqual([[{ a: 1 }]]);
       // DNS-rebinding guard: a foreign Host header is refused.
       expect((await request(server.url, { host: `evil.example:${server.port}` })).status).toBe(403);
