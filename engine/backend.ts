@@ -30,7 +30,13 @@ export interface PreparedKernel {
   readonly spec: KernelSpec;
 }
 
-/** Counters that benchmarks and tests read; all monotonic except `bytesLive` and `poolBuffers`. */
+/**
+ * Counters that benchmarks and tests read. Monotonic: dispatches … pipelinesCompiled, and
+ * `buffersCreated` / `bytesAllocated` (every GPU buffer the pool ever created: the allocations
+ * total). Gauges: `buffersLive` / `bytesLive` (handed out and not yet freed), `poolBuffers` /
+ * `poolBytes` (freed, kept for reuse) and `bindGroupsCached`. A long run whose gauges and
+ * allocations total stop moving after warm-up does not leak (tests/memory.test.ts, bench/soak.ts).
+ */
 export interface Counters {
   dispatches: number;
   submits: number;
@@ -39,9 +45,12 @@ export interface Counters {
   pipelinesCompiled: number;
   buffersCreated: number;
   bytesAllocated: number;
+  buffersLive: number;
   bytesLive: number;
   poolBuffers: number;
   poolBytes: number;
+  /** Bind groups in the backend's cache (bounded: the cache is dropped when it passes its cap). */
+  bindGroupsCached: number;
 }
 
 export interface AdapterReport {

@@ -36,7 +36,7 @@ function sizeClass(bytes: number): number {
 export class WebGPUBackend implements Backend {
   readonly counters: Counters = {
     dispatches: 0, submits: 0, readbacks: 0, uploads: 0, pipelinesCompiled: 0,
-    buffersCreated: 0, bytesAllocated: 0, bytesLive: 0, poolBuffers: 0, poolBytes: 0,
+    buffersCreated: 0, bytesAllocated: 0, buffersLive: 0, bytesLive: 0, poolBuffers: 0, poolBytes: 0, bindGroupsCached: 0,
   };
   private nextId = 1;
   private readonly pool = new Map<number, GpuBuffer[]>();
@@ -95,6 +95,7 @@ export class WebGPUBackend implements Backend {
       this.counters.buffersCreated++;
       this.counters.bytesAllocated += capacity;
     }
+    this.counters.buffersLive++;
     this.counters.bytesLive += buf.capacity;
     return { ...buf, bytes } as GpuBuffer;
   }
@@ -105,6 +106,7 @@ export class WebGPUBackend implements Backend {
     let list = this.pool.get(cls);
     if (!list) this.pool.set(cls, (list = []));
     list.push(b);
+    this.counters.buffersLive--;
     this.counters.bytesLive -= cls;
     this.counters.poolBuffers++;
     this.counters.poolBytes += cls;
@@ -190,6 +192,7 @@ export class WebGPUBackend implements Backend {
       group = this.device.createBindGroup({ label: spec.name, layout: k.layout, entries });
       if (this.bindGroups.size > 8192) this.bindGroups = new Map();
       this.bindGroups.set(key, group);
+      this.counters.bindGroupsCached = this.bindGroups.size;
     }
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (!this.pass) this.pass = this.encoder.beginComputePass();
@@ -261,6 +264,7 @@ export class WebGPUBackend implements Backend {
     for (const list of this.pool.values()) for (const b of list) b.gpu.destroy();
     this.pool.clear();
     this.bindGroups = new Map();
+    this.counters.bindGroupsCached = 0;
     this.counters.poolBuffers = 0;
     this.counters.poolBytes = 0;
   }
