@@ -15,6 +15,8 @@ commands:
   bench     run the benchmarks (bench/run.ts)
   info      the WebGPU adapter(s) available: vendor, architecture, software/hardware, limits, features
   serve     a page on 127.0.0.1 that trains in your browser and shows samples moving
+  export    a flow-matching checkpoint as a PyTorch (torchcfm MLP) state dict
+  import    a torchcfm MLP state dict as a wgflow checkpoint (then sample / eval it)
 
   wgflow <command> --help   for the flags of a command
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { UsageError, suggest } from './args';
 import { benchCommand, evalCommand, infoCommand, sampleCommand } from './commands';
 import { MAIN_HELP } from './help';
+import { exportCommand, importCommand } from './interop';
 import { serveCommand } from './serve';
 import { trainCommand } from './train';
 import type { CliContext, CliStream } from './util';
@@ -19,6 +20,8 @@ const COMMANDS: Record<string, (argv: string[], ctx: CliContext) => Promise<numb
   bench: benchCommand,
   info: infoCommand,
   serve: serveCommand,
+  export: exportCommand,
+  import: importCommand,
 };
 
 export interface MainOptions {

@@ -319,7 +319,7 @@ describe('usage and input errors exit 2, naming the flag or value', () => {
     [['eval', '--solver', 'leapfrog'], /--solver: expected one of rk4, euler, midpoint, dopri5; got "leapfrog"/],
     [['info', '--runtime', 'gpu'], /--runtime: expected one of all, node, browser; got "gpu"/],
     [['serve', '--port', '70000'], /--port: expected a non-negative integer, got "70000" \(accepted: 0 to 65535\)/],
-    [['trian'], /unknown command "trian" \(did you mean "train"\?\); accepted: train, sample, eval, bench, info, serve/],
+    [['trian'], /unknown command "trian" \(did you mean "train"\?\); accepted: train, sample, eval, bench, info, serve, export, import/],
     [[], /usage: wgflow <command>/],
   ];
   test('each bad command line', async () => {
@@ -333,7 +333,7 @@ describe('usage and input errors exit 2, naming the flag or value', () => {
   });
 
   test('--help on each command exits 0; a missing trainer exits 1', async () => {
-    const cmds = ['train', 'sample', 'eval', 'bench', 'info', 'serve'];
+    const cmds = ['train', 'sample', 'eval', 'bench', 'info', 'serve', 'export', 'import'];
     const runs = await Promise.all([...cmds.map((c) => wgflow([c, '--help'])), wgflow(['--help']), wgflow(['train', '--method', 'maf', '--runtime', 'node', '--out', path.join(tmp, 'maf')])]);
     cmds.forEach((c, i) => {
       expect(runs[i]!.code).toBe(0);
