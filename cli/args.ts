@@ -3,6 +3,8 @@
  * messages that name the bad flag or value and say what is accepted (exit status 2, SPEC §4).
  */
 
+import { quote } from '../io/quote';
+
 /** A usage or input error: exit status 2, message printed as is. */
 export class UsageError extends Error {
   readonly exitCode = 2;
@@ -78,12 +80,15 @@ export function describeKind(kind: FlagKind): string {
 const INT_RE = /^\+?(\d+|\d+(\.\d+)?e\+?\d+)$/i;
 const NUM_RE = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
-/** Converts the text `raw` of flag `--name` to its value, or throws a UsageError naming both. */
-export function convert(name: string, kind: FlagKind, raw: string): unknown {
-  const bad = (extra = '') => new UsageError(`--${name}: expected ${describeKind(kind)}, got ${JSON.stringify(raw)}${extra}`);
+/**
+ * Converts the text `raw` of flag `--name` to its value, or throws a UsageError naming both.
+ * `label` replaces "--name" in messages (checkValue uses it for fields of stored configurations).
+ */
+export function convert(name: string, kind: FlagKind, raw: string, label = `--${name}`): unknown {
+  const bad = (extra = '') => new UsageError(`${label}: expected ${describeKind(kind)}, got ${quote(raw, 60)}${extra}`);
   switch (kind.type) {
     case 'bool':
-      throw new UsageError(`--${name}: takes no value, got ${JSON.stringify(raw)}`);
+      throw new UsageError(`${label}: takes no value, got ${quote(raw, 60)}`);
     case 'string':
       if (raw === '') throw bad();
       return raw;
@@ -102,22 +107,47 @@ export function convert(name: string, kind: FlagKind, raw: string): unknown {
       return v;
     }
     case 'enum':
-      if (!kind.values.includes(raw)) throw new UsageError(`--${name}: expected one of ${kind.values.join(', ')}; got ${JSON.stringify(raw)}${suggest(raw, kind.values)}`);
+      if (!kind.values.includes(raw)) throw new UsageError(`${label}: expected one of ${kind.values.join(', ')}; got ${quote(raw, 60)}${raw.length <= 100 ? suggest(raw, kind.values) : ''}`);
       return raw;
     case 'keyvalue': {
       const eq = raw.indexOf('=');
-      if (eq <= 0) throw new UsageError(`--${name}: expected KEY=VALUE, got ${JSON.stringify(raw)}`);
+      if (eq <= 0) throw new UsageError(`${label}: expected KEY=VALUE, got ${quote(raw, 60)}`);
       const key = raw.slice(0, eq), text = raw.slice(eq + 1);
       let value: unknown = text;
       if (/^(true|false|null)$/.test(text) || NUM_RE.test(text) || /^[[{"]/.test(text)) {
         try {
           value = JSON.parse(text);
         } catch {
-          throw new UsageError(`--${name}: the value of ${key} is not valid JSON: ${JSON.stringify(text)}`);
+          throw new UsageError(`${label}: the value of ${quote(key, 40)} is not valid JSON: ${quote(text, 60)}`);
         }
       }
       return [key, value];
     }
+  }
+}
+
+/**
+ * Checks a value that was stored rather than typed (a checkpoint's configuration) by the rules of
+ * the flag `kind`, so a stored batch, lr or seed is held to exactly what --batch, --lr or --seed
+ * accept. Returns the value; throws a UsageError "LABEL: expected …, got …".
+ */
+export function checkValue(label: string, kind: FlagKind, value: unknown): unknown {
+  const bad = () => new UsageError(`${label}: expected ${describeKind(kind)}, got ${quote(value, 60)}`);
+  switch (kind.type) {
+    case 'int':
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw bad();
+      // String() of a finite number is text that the flag parser reads back as the same number.
+      return convert(label, kind, String(value), label);
+    case 'string':
+    case 'enum':
+      if (typeof value !== 'string') throw bad();
+      return convert(label, kind, value, label);
+    case 'bool':
+      if (typeof value !== 'boolean') throw bad();
+      return value;
+    case 'keyvalue':
+      throw new Error(`checkValue: ${label}: a KEY=VALUE flag has no stored form`);
   }
 }
 
@@ -140,15 +170,16 @@ export function parseFlags(command: string, argv: readonly string[], specs: read
     if (!tok.startsWith('--') || tok === '--') {
       throw new UsageError(
         tok.startsWith('-') && tok !== '-'
-          ? `unknown flag ${JSON.stringify(tok)} for wgflow ${command} (flags are spelled --name); accepted: ${accepted()}, --help`
-          : `wgflow ${command}: unexpected argument ${JSON.stringify(tok)} (all options are --flags; see wgflow ${command} --help)`,
+          ? `unknown flag ${quote(tok, 60)} for wgflow ${command} (flags are spelled --name); accepted: ${accepted()}, --help`
+          : `wgflow ${command}: unexpected argument ${quote(tok, 60)} (all options are --flags; see wgflow ${command} --help)`,
       );
     }
     const eq = tok.indexOf('=');
     const name = tok.slice(2, eq >= 0 ? eq : undefined);
     const spec = byName.get(name);
     if (!spec) {
-      throw new UsageError(`unknown flag --${name} for wgflow ${command}${suggest(name, specs.map((s) => s.name)).replace('"', '"--')}; accepted: ${accepted()}, --help`);
+      const shown = /^[\w-]{1,60}$/.test(name) ? `--${name}` : quote(`--${name}`, 60);
+      throw new UsageError(`unknown flag ${shown} for wgflow ${command}${name.length <= 100 ? suggest(name, specs.map((s) => s.name)).replace('"', '"--') : ''}; accepted: ${accepted()}, --help`);
     }
     let raw: string | undefined;
     if (eq >= 0) raw = tok.slice(eq + 1);

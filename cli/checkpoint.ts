@@ -16,9 +16,12 @@
  *             runtime, adapter  where it was trained (informational)
  *
  * Equal states give equal bytes (the encoder sorts names; no timestamps). Written atomically.
+ * States with a non-finite parameter are refused (NonFiniteCheckpointError), so a diverged run can
+ * never overwrite a good checkpoint.
  */
 import { decodeSafetensors, encodeSafetensors, type Tensor } from '../io/safetensors';
 import { nodeFs, writeFileAtomic } from '../io/atomic';
+import { quote } from '../io/quote';
 import type { TrainState } from './job';
 
 export const CHECKPOINT_FORMAT = 'wgflow.checkpoint/1';
@@ -37,6 +40,18 @@ export interface DecodedCheckpoint extends CheckpointContents {
   metadata: Record<string, string>;
 }
 
+/**
+ * Thrown instead of encoding a state whose parameters hold NaN or ±Inf: such a model is useless and
+ * must never replace the last good checkpoint (the trainers' guard stops the run before; this is
+ * the backstop for any path that would get here anyway).
+ */
+export class NonFiniteCheckpointError extends Error {
+  constructor(readonly parameter: string, readonly index: number, readonly value: number, readonly step: number) {
+    super(`checkpoint at step ${step} refused: parameter "${parameter}" holds ${value} at index ${index}; the file on disk is left as it was`);
+    this.name = 'NonFiniteCheckpointError';
+  }
+}
+
 export function encodeCheckpoint(c: CheckpointContents): Uint8Array {
   const { state } = c;
   const tensors: Record<string, Tensor> = {};
@@ -44,6 +59,8 @@ export function encodeCheckpoint(c: CheckpointContents): Uint8Array {
   for (const name of order) {
     if (name === ADAM_M || name === ADAM_V) throw new Error(`checkpoint: parameter name "${name}" is reserved for the optimizer state`);
     const p = state.params[name]!;
+    const bad = p.data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new NonFiniteCheckpointError(name, bad, p.data[bad]!, state.step);
     tensors[name] = { data: p.data, shape: [...p.shape] };
   }
   tensors[ADAM_M] = { data: state.adam.m, shape: [state.adam.m.length] };
@@ -72,7 +89,7 @@ function parseJson(metadata: Record<string, string>, key: string, fallback?: unk
   try {
     return JSON.parse(raw);
   } catch (e) {
-    throw new Error(`metadata "${key}" is not valid JSON (${(e as Error).message})`);
+    throw new Error(`metadata "${key}" is not valid JSON (${quote((e as Error).message, 120)})`);
   }
 }
 
@@ -80,7 +97,7 @@ function parseCount(metadata: Record<string, string>, key: string): number {
   const raw = metadata[key];
   if (raw === undefined) throw new Error(`metadata "${key}" is missing`);
   const v = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(v)) throw new Error(`metadata "${key}" must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(v)) throw new Error(`metadata "${key}" must be a non-negative integer, got ${quote(raw, 40)}`);
   return v;
 }
 
@@ -92,7 +109,7 @@ export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
     throw new Error(
       metadata.format === undefined
         ? `not a wgflow checkpoint: __metadata__ has no "format" (expected "${CHECKPOINT_FORMAT}")`
-        : `unsupported checkpoint format ${JSON.stringify(metadata.format)} (this wgflow reads "${CHECKPOINT_FORMAT}")`,
+        : `unsupported checkpoint format ${quote(metadata.format, 40)} (this wgflow reads "${CHECKPOINT_FORMAT}")`,
     );
   }
   const config = parseJson(metadata, 'config');
@@ -100,8 +117,8 @@ export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
   const trainConfig = parseJson(metadata, 'train_config', config);
   if (!isObject(trainConfig)) throw new Error('metadata "train_config" must be a JSON object');
   const losses = parseJson(metadata, 'losses', []);
-  if (!Array.isArray(losses) || losses.some((l) => !isObject(l) || typeof l.step !== 'number' || (l.loss !== null && typeof l.loss !== 'number'))) {
-    throw new Error('metadata "losses" must be a JSON array of {step, loss}');
+  if (!Array.isArray(losses) || losses.some((l) => !isObject(l) || !Number.isSafeInteger(l.step) || (l.step as number) < 0 || (l.loss !== null && typeof l.loss !== 'number'))) {
+    throw new Error('metadata "losses" must be a JSON array of {step, loss} (step a non-negative integer, loss a number or null)');
   }
   const extra = parseJson(metadata, 'extra', {});
   if (!isObject(extra)) throw new Error('metadata "extra" must be a JSON object');
@@ -112,14 +129,19 @@ export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
   if (metadata.param_order !== undefined) {
     const po = parseJson(metadata, 'param_order');
     if (!Array.isArray(po) || po.some((n) => typeof n !== 'string')) throw new Error('metadata "param_order" must be a JSON array of names');
-    const missing = (po as string[]).filter((n) => !(n in tensors));
-    const unlisted = names.filter((n) => !(po as string[]).includes(n));
+    // Own properties only: a listed name like "toString" or "__proto__" must not find Object's.
+    const listed = new Set(po as string[]);
+    const list = (xs: string[]) => `${xs.slice(0, 5).map((x) => quote(x, 40)).join(', ')}${xs.length > 5 ? `, … (${xs.length} in all)` : ''}`;
+    if (listed.size !== po.length) throw new Error('metadata "param_order" lists a name twice');
+    const missing = (po as string[]).filter((n) => !Object.hasOwn(tensors, n) || n === ADAM_M || n === ADAM_V);
+    const unlisted = names.filter((n) => !listed.has(n));
     if (missing.length || unlisted.length) {
-      throw new Error(`metadata "param_order" does not match the tensors (${missing.length ? `missing: ${missing.join(', ')}` : ''}${missing.length && unlisted.length ? '; ' : ''}${unlisted.length ? `not listed: ${unlisted.join(', ')}` : ''})`);
+      throw new Error(`metadata "param_order" does not match the tensors (${missing.length ? `missing: ${list(missing)}` : ''}${missing.length && unlisted.length ? '; ' : ''}${unlisted.length ? `not listed: ${list(unlisted)}` : ''})`);
     }
     order = po as string[];
   }
-  const params: TrainState['params'] = {};
+  // A null-prototype map, for the same reason: parameter names are data.
+  const params: TrainState['params'] = Object.create(null);
   for (const n of order) params[n] = { data: tensors[n]!.data, shape: tensors[n]!.shape };
   const state: TrainState = {
     step: parseCount(metadata, 'step'),
@@ -136,10 +158,19 @@ export function writeCheckpoint(path: string, c: CheckpointContents): void {
   writeFileAtomic(path, encodeCheckpoint(c));
 }
 
-/** Reads a checkpoint; errors name the file. Node only. */
+/** Largest checkpoint read (bytes): what one Node read can hold. */
+export const CHECKPOINT_MAX_BYTES = 2 ** 31 - 1;
+
+/**
+ * Reads a checkpoint; errors name the file. Only a regular file is read (a FIFO or a device would
+ * block the read or never end). Node only.
+ */
 export function readCheckpoint(path: string): DecodedCheckpoint {
   let bytes: Uint8Array;
   try {
+    const st = nodeFs().statSync(path);
+    if (!st.isFile()) throw new Error(`not a regular file (${st.isDirectory() ? 'a directory' : 'a device, FIFO or socket'})`);
+    if (st.size > CHECKPOINT_MAX_BYTES) throw new Error(`${st.size} bytes is more than the ${CHECKPOINT_MAX_BYTES} accepted`);
     bytes = nodeFs().readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

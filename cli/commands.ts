@@ -10,8 +10,12 @@ import { writeFileAtomic } from '../io/atomic';
 import { UsageError, parseFlags, type FlagSpec } from './args';
 import { readCheckpoint, type DecodedCheckpoint } from './checkpoint';
 import { BROWSER_FLAGS, checkDataset, loadData } from './config';
+import { ALL_METHODS, MAX_POINTS, MAX_SOLVER_STEPS } from './flags';
+import { checkOutFile } from './paths';
+import { checkTrainConfig, firstNonFinite, type StoredTrainConfig } from './stored-config';
+import { quote } from '../io/quote';
 import { BENCH_HELP, EVAL_HELP, INFO_HELP, SAMPLE_HELP } from './help';
-import { CFM_METHODS, FLOW_METHODS, type Method } from './job';
+import type { Method } from './job';
 import { SOLVERS, familyOf, type ModelCheckpoint, type Solver } from './methods';
 import { fmtNum } from './report';
 import { loadJobs, resolveChromium, runTaskIn } from './runner';
@@ -22,9 +26,9 @@ const RUNTIME_NODE_FIRST: FlagSpec = { name: 'runtime', kind: { type: 'enum', va
 
 export const SAMPLE_FLAGS: FlagSpec[] = [
   { name: 'checkpoint', kind: { type: 'string', meta: 'a model.safetensors file' } },
-  { name: 'n', kind: { type: 'int', min: 1 } },
+  { name: 'n', kind: { type: 'int', min: 1, max: MAX_POINTS } },
   { name: 'solver', kind: { type: 'enum', values: SOLVERS } },
-  { name: 'solver-steps', kind: { type: 'int', min: 1 } },
+  { name: 'solver-steps', kind: { type: 'int', min: 1, max: MAX_SOLVER_STEPS } },
   { name: 'seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 } },
   { name: 'out', kind: { type: 'string', meta: 'a .npy or .csv file name' } },
   RUNTIME_NODE_FIRST,
@@ -36,10 +40,10 @@ export const EVAL_FLAGS: FlagSpec[] = [
   { name: 'checkpoint', kind: { type: 'string', meta: 'a model.safetensors file' } },
   { name: 'target', kind: { type: 'string', meta: 'a dataset name' } },
   { name: 'data', kind: { type: 'string', meta: 'a .npy or .csv file' } },
-  { name: 'n', kind: { type: 'int', min: 2 } },
+  { name: 'n', kind: { type: 'int', min: 2, max: MAX_POINTS } },
   { name: 'seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 } },
   { name: 'solver', kind: { type: 'enum', values: SOLVERS } },
-  { name: 'solver-steps', kind: { type: 'int', min: 1 } },
+  { name: 'solver-steps', kind: { type: 'int', min: 1, max: MAX_SOLVER_STEPS } },
   RUNTIME_NODE_FIRST,
   ...BROWSER_FLAGS,
   { name: 'json', kind: { type: 'bool' } },
@@ -53,20 +57,40 @@ export const INFO_FLAGS: FlagSpec[] = [
 ];
 
 
-/** Reads --checkpoint (input errors exit 2) and finds its method. */
-function loadModel(checkpoint: unknown): { ck: DecodedCheckpoint; method: Method; model: ModelCheckpoint } {
+/**
+ * Reads --checkpoint and checks it once, before any work: its format, its stored configurations
+ * (cli/stored-config.ts, through the method's checkConfig) against its parameters, and that every
+ * parameter is finite (a NaN model would write NaN samples with exit status 0). Every problem with
+ * the file is a UsageError naming it (exit 2).
+ */
+async function loadModel(checkpoint: unknown): Promise<{ ck: DecodedCheckpoint; method: Method; model: ModelCheckpoint; trainConfig: StoredTrainConfig | null }> {
   if (typeof checkpoint !== 'string') throw new UsageError('--checkpoint: required (the model.safetensors of a run, e.g. runs/otcfm-8gaussians-moons-0/model.safetensors)');
+  const bad = (msg: string) => new UsageError(`--checkpoint: ${checkpoint}: ${msg}`);
   let ck: DecodedCheckpoint;
   try {
     ck = readCheckpoint(checkpoint);
   } catch (e) {
     throw new UsageError(`--checkpoint: ${(e as Error).message}`);
   }
-  const method = (ck.config.method ?? ck.trainConfig.method) as Method;
-  if (![...CFM_METHODS, ...FLOW_METHODS].includes(method)) {
-    throw new UsageError(`--checkpoint: ${checkpoint} names an unknown method ${JSON.stringify(method)} in its config`);
+  const method = ck.config.method as Method;
+  if (typeof method !== 'string' || !ALL_METHODS.includes(method)) {
+    throw bad(`metadata "config" field "method" is ${method === undefined ? 'missing' : quote(method, 40)}; accepted: one of ${ALL_METHODS.join(', ')}`);
   }
-  return { ck, method, model: { config: { ...ck.trainConfig, ...ck.config }, params: ck.state.params, step: ck.state.step } };
+  try {
+    // The command line's part is checked when it is there (library-written checkpoints may lack it).
+    const trainConfig = ck.metadata.train_config !== undefined ? checkTrainConfig(ck.trainConfig) : null;
+    if (trainConfig && trainConfig.method !== method) throw new UsageError(`metadata "train_config" field "method" is ${quote(trainConfig.method)} but "config" says ${quote(method)}`);
+    const impl = (await loadJobs()).getMethod(method);
+    const config = typeof impl !== 'string' && impl.checkConfig ? impl.checkConfig(ck.config, ck.state.params) : { ...ck.trainConfig, ...ck.config };
+    const nonFinite = firstNonFinite(ck.state.params);
+    if (nonFinite) {
+      throw new UsageError(`parameter ${quote(nonFinite.name)} holds ${nonFinite.value} at index ${nonFinite.index}: the model is not finite (the run diverged); sample or evaluate an earlier checkpoint, or retrain with a smaller --lr`);
+    }
+    return { ck, method, trainConfig, model: { config, params: ck.state.params, step: ck.state.step } };
+  } catch (e) {
+    if (e instanceof UsageError) throw bad(e.message);
+    throw e;
+  }
 }
 
 function solverFlags(v: Record<string, unknown>, given: Set<string>, method: Method): { solver?: Solver; solverSteps?: number } {
@@ -156,13 +180,13 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
     return 0;
   }
   const v = p.values;
-  const { method, model, ck } = loadModel(v.checkpoint);
+  const { method, model, ck } = await loadModel(v.checkpoint);
   const solver = solverFlags(v, p.given, method);
   const ckptPath = v.checkpoint as string;
   const out = path.resolve(ctx.cwd, (v.out as string | undefined) ?? path.join(path.dirname(ckptPath), 'samples.npy'));
   const ext = path.extname(out).toLowerCase();
   if (ext !== '.npy' && ext !== '.csv') throw new UsageError(`--out: expected a file name ending in .npy or .csv, got ${JSON.stringify(v.out)}`);
-  if (!existsSync(path.dirname(out))) throw new UsageError(`--out: the folder ${path.dirname(out)} does not exist`);
+  checkOutFile('--out', out);
   const n = (v.n as number | undefined) ?? 10000;
   const seed = (v.seed as number | undefined) ?? 0;
   const run = await runCheckpointTask<SampleTaskResult>(v, ctx, { command: 'sample', method, checkpoint: model, options: { n, seed, ...solver } });
@@ -189,16 +213,21 @@ export async function evalCommand(argv: string[], ctx: CliContext): Promise<numb
     return 0;
   }
   const v = p.values;
-  const { method, model, ck } = loadModel(v.checkpoint);
+  const { method, model, ck, trainConfig } = await loadModel(v.checkpoint);
   const solver = solverFlags(v, p.given, method);
   if (p.given.has('data') && p.given.has('target')) throw new UsageError('--data and --target: give one of them');
   const dataFile = v.data as string | undefined;
   const data = dataFile ? loadData(dataFile) : undefined;
   const target = dataFile ? null : typeof v.target === 'string' ? checkDataset('target', v.target) : ((model.config.target as string | null | undefined) ?? null);
   if (!dataFile && target === null) {
-    const trainedOn = ck.trainConfig.data_file as string | undefined;
+    const trainedOn = trainConfig?.data_file;
     if (!trainedOn) throw new UsageError('--target: the checkpoint names no target; pass --target NAME or --data FILE');
     throw new UsageError(`--data: the model was trained on the data file ${trainedOn}; pass --data FILE (or --target NAME)`);
+  }
+  const trainedDim = model.config.dim;
+  if (typeof trainedDim === 'number') {
+    if (data && data.dim !== trainedDim) throw new UsageError(`--data: ${dataFile} has ${data.dim} columns; the model was trained on dimension ${trainedDim}`);
+    if (!data && target !== null && trainedDim !== 2) throw new UsageError(`--target: the datasets are 2-D; the model was trained on dimension ${trainedDim} (pass --data FILE with ${trainedDim} columns)`);
   }
   const n = (v.n as number | undefined) ?? 2048;
   const seed = (v.seed as number | undefined) ?? 0;

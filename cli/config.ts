@@ -4,40 +4,18 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { DATASETS } from '../datasets/toy2d';
 import { loadDataFile } from '../datasets/files';
-import { UsageError, suggest, type FlagSpec, type Parsed } from './args';
-import { CFM_METHODS, FLOW_METHODS, type DataMatrix, type Method, type TrainConfig } from './job';
+import { UsageError, type FlagSpec, type Parsed } from './args';
+import type { DataMatrix, Method, TrainConfig } from './job';
 import { familyOf } from './methods';
 
-export const ALL_METHODS: readonly Method[] = [...CFM_METHODS, ...FLOW_METHODS];
-
-/** Flags shared by train and serve: the model, the data and the optimiser. */
-export const MODEL_FLAGS: FlagSpec[] = [
-  { name: 'method', kind: { type: 'enum', values: ALL_METHODS } },
-  { name: 'source', kind: { type: 'string', meta: 'a dataset name' } },
-  { name: 'target', kind: { type: 'string', meta: 'a dataset name' } },
-  { name: 'data', kind: { type: 'string', meta: 'a .npy or .csv file' } },
-  { name: 'sigma', kind: { type: 'number', min: 0 } },
-  { name: 'ot', kind: { type: 'enum', values: ['exact', 'sinkhorn'] } },
-  { name: 'option', kind: { type: 'keyvalue' }, repeatable: true },
-  { name: 'steps', kind: { type: 'int', min: 1 } },
-  { name: 'batch', kind: { type: 'int', min: 1 } },
-  { name: 'lr', kind: { type: 'number', positive: true } },
-  { name: 'seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 } },
-];
+export { ALL_METHODS, MODEL_FLAGS, checkDataset } from './flags';
+import { checkDataset, checkOptionBounds } from './flags';
 
 export const BROWSER_FLAGS: FlagSpec[] = [
   { name: 'chromium', kind: { type: 'string', meta: 'the path of a Chromium executable' } },
   { name: 'gpu', kind: { type: 'enum', values: ['auto', 'on', 'off'] } },
 ];
-
-export function checkDataset(flag: string, name: string): string {
-  if (!Object.prototype.hasOwnProperty.call(DATASETS, name)) {
-    throw new UsageError(`--${flag}: unknown dataset ${JSON.stringify(name)}${suggest(name, Object.keys(DATASETS))}; accepted: ${Object.keys(DATASETS).join(', ')} (or --data FILE for your own)`);
-  }
-  return name;
-}
 
 export function loadData(file: string, flag = 'data'): DataMatrix {
   try {
@@ -48,17 +26,8 @@ export function loadData(file: string, flag = 'data'): DataMatrix {
 }
 
 /** The CLI's part of a run's identity, stored in the checkpoint (metadata "train_config") for --resume. */
-export interface StoredTrainConfig {
-  method: Method;
-  source: string | null;
-  target: string | null;
-  data_file: string | null;
-  steps: number;
-  batch: number;
-  lr: number;
-  seed: number;
-  options: Record<string, unknown>;
-}
+export type { StoredTrainConfig } from './stored-config';
+import type { StoredTrainConfig } from './stored-config';
 
 export interface ResolvedModel {
   config: TrainConfig;
@@ -99,6 +68,8 @@ export function resolveModel(p: Parsed, steps: number): ResolvedModel {
   const source = family === 'cfm' && method !== 'fm' ? checkDataset('source', (v.source as string | undefined) ?? '8gaussians') : null;
   const dataFile = (v.data as string | undefined) ?? null;
   const target = dataFile ? null : checkDataset('target', (v.target as string | undefined) ?? (family === 'cfm' ? 'moons' : 'ffjord-moons'));
+  const options = optionsFrom(v);
+  checkOptionBounds(options);
   const data = dataFile ? loadData(dataFile) : undefined;
   const stored: StoredTrainConfig = {
     method,
@@ -109,7 +80,7 @@ export function resolveModel(p: Parsed, steps: number): ResolvedModel {
     batch: (v.batch as number | undefined) ?? 256,
     lr: (v.lr as number | undefined) ?? 1e-3,
     seed: (v.seed as number | undefined) ?? 0,
-    options: optionsFrom(v),
+    options,
   };
   return { stored, config: toTrainConfig(stored, data) };
 }

@@ -1,5 +1,9 @@
 /** The --help texts (SPEC §4). */
+import { DATA_MAX_ABS } from '../datasets/files';
+import { MAX_BATCH, MAX_CFM_WIDTH, MAX_FLOW_LAYERS, MAX_FLOW_WIDTH, MAX_HIDDEN_LAYERS, MAX_POINTS, MAX_SOLVER_STEPS, MEMORY_BOUND } from './flags';
 import { CFM_METHODS, FLOW_METHODS } from './job';
+
+const GIB = MEMORY_BOUND / 2 ** 30;
 
 export const DEFAULT_STEPS_SOFTWARE = 2000;
 export const DEFAULT_STEPS_GPU = 20000;
@@ -21,6 +25,8 @@ commands:
   wgflow <command> --help   for the flags of a command
 
 exit status: 0 success, 1 the run failed (the message says why), 2 usage or input error
+  (a bad flag, path, data file or checkpoint: the message names it and what is accepted)
+  --debug (anywhere) also prints the stack trace of usage and input errors
 examples:
   wgflow train                                   # OT-CFM 8gaussians → moons in headless Chromium
   wgflow train --method icfm --source gaussian --runtime node --steps 500
@@ -38,17 +44,21 @@ model and data
   --source NAME        source distribution of flow matching (default 8gaussians); not used by
                        fm (its source is N(0, I)) nor by flows (their base is N(0, I))
   --target NAME        target distribution (default moons; flows: ffjord-moons)
-  --data FILE          a .npy or .csv matrix (rows are points) as the target instead of --target
+  --data FILE          a .npy or .csv matrix (rows are points) as the target instead of --target;
+                       every value finite with |x| ≤ ${DATA_MAX_ABS.toExponential()} (else exit 2 naming the row and
+                       column: rescale or standardise such data first)
                        datasets: wgflow info --datasets
   --sigma X            CFM σ (default 0.1; sbcfm 1.0)
   --ot exact|sinkhorn  OT plan of otcfm (default exact)
-  --option KEY=VALUE   any other trainer option (repeatable; VALUE is parsed as JSON when it can be)
+  --option KEY=VALUE   any other trainer option (repeatable; VALUE is parsed as JSON when it can be),
+                       e.g. hidden=128,128 (at most ${MAX_HIDDEN_LAYERS} hidden layers; widths up to ${MAX_CFM_WIDTH} for flow
+                       matching, ${MAX_FLOW_WIDTH} for flows), layers=N (flows, at most ${MAX_FLOW_LAYERS})
 
 training
   --steps N            total steps. Default ${DEFAULT_STEPS_SOFTWARE} when WebGPU runs on the CPU (SwiftShader, no GPU
                        device on this machine: the demo then takes minutes), ${DEFAULT_STEPS_GPU} with a GPU
                        (the length of the torchcfm tutorials)
-  --batch B            batch size (default 256)
+  --batch B            batch size (default 256; 1 to ${MAX_BATCH}, flow matching 2 or more)
   --lr X               Adam learning rate (default 1e-3)
   --seed S             random seed (default 0): same seed, same result, in either runtime
   --checkpoint-every N write model.safetensors every N steps (default: about 10 times per run) and at the end
@@ -59,8 +69,14 @@ runtime
   --chromium PATH      Chromium to use (default: $WGFLOW_CHROMIUM, else /usr/bin/chromium, …)
   --gpu auto|on|off    Chromium's GPU (Vulkan) flags; auto: on when a GPU device node exists
 
+limits (checked before anything starts; exit 2)
+  The estimated memory of a run (parameters with Adam state, activations, the OT plan's B×B
+  matrices) must stay under ${GIB} GiB, and its largest GPU buffer within the adapter's
+  maxStorageBufferBindingSize and maxBufferSize (wgflow info shows them).
+
 output
-  --out DIR            default runs/<method>-<source>-<target>-<seed>/
+  --out DIR            default runs/<method>-<source>-<target>-<seed>/; a folder (existing or new)
+                       in a writable place on an ordinary disk (not under /proc, /sys or /dev)
   --json               JSON lines on stdout; the last one is the result object:
                        {"type":"result", method, source, target, steps, batch, seed, runtime, adapter,
                         w2, npe, nll, loss, ms_per_step, dispatches_per_step, out}
@@ -74,12 +90,15 @@ export const SAMPLE_HELP = `usage: wgflow sample --checkpoint FILE [--n N] [--so
 
 Draws N samples from a trained model and writes them as .npy (float32, N×dim) or .csv.
 
-  --checkpoint FILE    a model.safetensors written by wgflow train (required)
-  --n N                number of samples (default 10000)
+  --checkpoint FILE    a model.safetensors written by wgflow train (required); a checkpoint whose
+                       configuration does not match its parameters, or with non-finite parameters
+                       (a run that diverged), is refused (exit 2)
+  --n N                number of samples (default 10000; at most ${MAX_POINTS})
   --solver S           ODE solver of flow matching: rk4 (default), euler, midpoint, dopri5
-  --solver-steps K     fixed solver steps (default 100; dopri5: the initial number)
+  --solver-steps K     fixed solver steps (default 100, at most ${MAX_SOLVER_STEPS}; dopri5: the initial number)
   --seed S             seed of the source samples (default 0)
-  --out FILE           .npy or .csv (default samples.npy next to the checkpoint)
+  --out FILE           .npy or .csv (default samples.npy next to the checkpoint), in an existing
+                       writable folder
   --runtime R          node (default) or browser
   --chromium PATH, --gpu auto|on|off   as for train
   --json               print the result as one JSON line
@@ -91,10 +110,10 @@ export const EVAL_HELP = `usage: wgflow eval --checkpoint FILE [--target NAME | 
 Evaluates a trained model: W2 (exact OT between 2 048 generated and 2 048 fresh target points),
 NPE (flow matching), NLL in nats (flows).
 
-  --checkpoint FILE    a model.safetensors written by wgflow train (required)
+  --checkpoint FILE    a model.safetensors written by wgflow train (required; checked as for sample)
   --target NAME        target dataset (default: the one it was trained on)
-  --data FILE          .npy or .csv target data instead
-  --n N                points for W2 (default 2048)
+  --data FILE          .npy or .csv target data instead (values finite, |x| ≤ ${DATA_MAX_ABS.toExponential()})
+  --n N                points for W2 (default 2048; at most ${MAX_POINTS})
   --seed S             seed (default 0)
   --solver S, --solver-steps K   ODE solver for flow matching (default rk4, 100)
   --runtime R          node (default) or browser

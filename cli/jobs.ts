@@ -9,6 +9,7 @@ import * as cfmModule from '../cfm/train';
 import * as flowsModule from '../flows/train';
 import type { Method, TrainConfig } from './job';
 import { familyOf, type JobsModule, type MethodImpl } from './methods';
+import { checkModelConfig } from './stored-config';
 
 type AnyModule = Record<string, unknown> & { __missing?: string };
 
@@ -32,6 +33,7 @@ function adapt(method: Method): MethodImpl | string {
     // cfm/train.ts: cfmSample/cfmEvaluate take checkpoints (ModelCheckpoint); flows/train.ts: sampleFlow/evalFlow.
     sample: helper<MethodImpl['sample']>(family === 'cfm' ? 'cfmSample' : 'sampleFlow'),
     evaluate: helper<MethodImpl['evaluate']>(family === 'cfm' ? 'cfmEvaluate' : 'evalFlow'),
+    checkConfig: (config, params) => checkModelConfig(method, config, params),
     resolveConfig: typeof resolve === 'function' ? (cfg) => ({ ...(resolve as (c: TrainConfig) => object)(cfg) }) : undefined,
   };
 }

@@ -1,10 +1,12 @@
 /**
  * The `wgflow` command line (SPEC §4): dispatch to the commands, and the exit-status contract:
  * 0 success, 1 the run failed (the message says why), 2 usage or input error (the message names
- * the bad flag or value and what is accepted).
+ * the bad flag or value and what is accepted). Stack traces are printed for internal errors only,
+ * or for every error with --debug (anywhere on the command line).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { quote } from '../io/quote';
 import { UsageError, suggest } from './args';
 import { benchCommand, evalCommand, infoCommand, sampleCommand } from './commands';
 import { MAIN_HELP } from './help';
@@ -50,13 +52,15 @@ export async function main(argv: string[], opts: MainOptions): Promise<number> {
     stderr: opts.stderr ?? process.stderr,
     version: version(opts.root),
   };
-  const [command, ...rest] = argv;
+  // --debug, anywhere: usage and input errors also print their stack (internal errors always do).
+  const debug = argv.includes('--debug');
+  const [command, ...rest] = argv.filter((a) => a !== '--debug');
   if (command === undefined) {
     ctx.stderr.write(MAIN_HELP);
     return 2;
   }
   if (command === '-h' || command === '--help' || command === 'help') {
-    if (rest[0] && COMMANDS[rest[0]]) return main([rest[0], '--help'], opts);
+    if (rest[0] && Object.hasOwn(COMMANDS, rest[0])) return main([rest[0], '--help'], opts);
     ctx.stdout.write(MAIN_HELP);
     return 0;
   }
@@ -64,13 +68,13 @@ export async function main(argv: string[], opts: MainOptions): Promise<number> {
     ctx.stdout.write(`wgflow ${ctx.version}\n`);
     return 0;
   }
-  const run = COMMANDS[command];
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!run) {
     const names = Object.keys(COMMANDS);
     ctx.stderr.write(
       command.startsWith('-')
-        ? `wgflow: expected a command before ${JSON.stringify(command)}; accepted: ${names.join(', ')} (wgflow --help)\n`
-        : `wgflow: unknown command ${JSON.stringify(command)}${suggest(command, names)}; accepted: ${names.join(', ')} (wgflow --help)\n`,
+        ? `wgflow: expected a command before ${quote(command, 60)}; accepted: ${names.join(', ')} (wgflow --help)\n`
+        : `wgflow: unknown command ${quote(command, 60)}${command.length <= 100 ? suggest(command, names) : ''}; accepted: ${names.join(', ')} (wgflow --help)\n`,
     );
     return 2;
   }
@@ -78,7 +82,7 @@ export async function main(argv: string[], opts: MainOptions): Promise<number> {
     return await run(rest, ctx);
   } catch (e) {
     if (e instanceof UsageError) {
-      ctx.stderr.write(`wgflow ${command}: ${e.message}\n`);
+      ctx.stderr.write(`wgflow ${command}: ${e.message}\n${debug && e.stack ? `${e.stack}\n` : ''}`);
       return 2;
     }
     const err = e as Error;

@@ -62,6 +62,12 @@ export interface MethodImpl {
    * before training: stored in intermediate checkpoints so that they can be sampled from.
    */
   resolveConfig?(cfg: TrainConfig): Record<string, unknown>;
+  /**
+   * Checks a checkpoint's stored `config` against its parameters before any work is done, and
+   * returns it typed (cli/stored-config.ts for the real trainers); throws an Error naming the
+   * field and what is accepted. A registry without it (the CLI tests' fake) gets the generic checks only.
+   */
+  checkConfig?(config: Record<string, unknown>, params: TrainState['params']): Record<string, unknown>;
   sample(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult>;
   evaluate(ckpt: ModelCheckpoint, opts: EvalOptions): Promise<EvalResult>;
 }

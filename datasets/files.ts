@@ -8,6 +8,17 @@
  * only loadDataFile touches the file system.
  */
 import { nodeFs } from '../io/atomic';
+import { quote } from '../io/quote';
+
+/**
+ * The largest magnitude accepted in a data file (`--data`). Why a bound: the trainers work in
+ * float32 without standardising CFM targets, so a value like 1e30 trains to NaN or to a W2 of
+ * 1e27 without any error; refusing it, naming where it is, is what a user can act on.
+ */
+export const DATA_MAX_ABS = 1e6;
+
+/** Largest data file read (bytes): beyond it a read would take most of the memory of a small machine. */
+export const DATA_MAX_BYTES = 1 << 30;
 
 export interface DataMatrix {
   data: Float32Array;
@@ -54,26 +65,26 @@ export function parseNpy(bytes: Uint8Array): DataMatrix {
   const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(raw);
 
   const descr = headerField(header, 'descr', `['"]([^'"]*)['"]`);
-  if (descr === null) throw new Error(`.npy header has no 'descr': ${header.trim()}`);
+  if (descr === null) throw new Error(`.npy header has no 'descr': ${quote(header.trim())}`);
   const dtype = NPY_DTYPES[descr];
   if (!dtype) {
     const hint = descr.startsWith('>') ? ' (big-endian data: convert with a.astype(a.dtype.newbyteorder("<")))' : '';
-    throw new Error(`unsupported .npy dtype "${descr}"${hint}; accepted: ${Object.keys(NPY_DTYPES).join(', ')}`);
+    throw new Error(`unsupported .npy dtype ${quote(descr)}${hint}; accepted: ${Object.keys(NPY_DTYPES).join(', ')}`);
   }
   const fortran = headerField(header, 'fortran_order', '(True|False)');
-  if (fortran === null) throw new Error(`.npy header has no 'fortran_order': ${header.trim()}`);
+  if (fortran === null) throw new Error(`.npy header has no 'fortran_order': ${quote(header.trim())}`);
   if (fortran === 'True') {
     throw new Error('.npy array is stored in Fortran (column-major) order, which is not supported; save it with np.save(path, np.ascontiguousarray(a))');
   }
   const shapeText = headerField(header, 'shape', '\\(([^)]*)\\)');
-  if (shapeText === null) throw new Error(`.npy header has no 'shape': ${header.trim()}`);
+  if (shapeText === null) throw new Error(`.npy header has no 'shape': ${quote(header.trim())}`);
   const shape = shapeText.split(',').map((s) => s.trim().replace(/L$/, '')).filter((s) => s.length > 0).map((s) => {
     const v = Number(s);
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`.npy shape entry "${s}" is not a non-negative integer`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`.npy shape entry ${quote(s)} is not a non-negative integer`);
     return v;
   });
   if (shape.length < 1 || shape.length > 2) {
-    throw new Error(`.npy array has shape (${shape.join(', ')}); accepted: 2-D (n, d) or 1-D (n,) read as n×1`);
+    throw new Error(`.npy array has shape (${shape.slice(0, 4).join(', ')}${shape.length > 4 ? `, … ${shape.length} entries` : ''}); accepted: 2-D (n, d) or 1-D (n,) read as n×1`);
   }
   const n = shape[0]!, dim = shape.length === 2 ? shape[1]! : 1;
   if (n === 0 || dim === 0) throw new Error(`.npy array is empty: shape (${shape.join(', ')})`);
@@ -135,11 +146,11 @@ export function parseCsv(text: string): DataMatrix {
     for (let c = 0; c < dim; c++) {
       const v = parseField(fields[c]!);
       if (v === null) {
-        throw new Error(`CSV line ${lineNo}, column ${c + 1}: "${fields[c]!.trim()}" is not a number`);
+        throw new Error(`CSV line ${lineNo}, column ${c + 1}: ${quote(fields[c]!.trim())} is not a number`);
       }
       const f = Math.fround(v);
       if (!Number.isFinite(f)) {
-        throw new Error(`CSV line ${lineNo} (row ${n + 1}, column ${c + 1}): value "${fields[c]!.trim()}" is not a finite float32`);
+        throw new Error(`CSV line ${lineNo} (row ${n + 1}, column ${c + 1}): value ${quote(fields[c]!.trim())} is not a finite float32`);
       }
       values.push(f);
     }
@@ -149,27 +160,54 @@ export function parseCsv(text: string): DataMatrix {
   return { data: Float32Array.from(values), n, dim };
 }
 
-/** Reads a .npy or .csv data file (by extension, case-insensitive). Node only. */
+/**
+ * Refuses a value that is not finite or beyond DATA_MAX_ABS, naming its row and column (1-based).
+ * `what` names the source (e.g. `data file "x.csv"`).
+ */
+export function checkDataMagnitude(m: DataMatrix, what: string): void {
+  for (let i = 0; i < m.data.length; i++) {
+    const v = m.data[i]!;
+    if (!(Math.abs(v) <= DATA_MAX_ABS)) {
+      throw new Error(
+        `${what}: row ${Math.floor(i / m.dim) + 1}, column ${(i % m.dim) + 1} holds ${v}; accepted: finite values with |x| ≤ ${DATA_MAX_ABS.toExponential()} (rescale or standardise the data first)`,
+      );
+    }
+  }
+}
+
+/**
+ * Reads a .npy or .csv data file (by extension, case-insensitive) and checks its values against
+ * DATA_MAX_ABS. Only regular files up to DATA_MAX_BYTES are read: a FIFO or a device named x.csv
+ * would block the read forever or never end. Node only.
+ */
 export function loadDataFile(path: string): DataMatrix {
   const lower = path.toLowerCase();
   const ext = lower.endsWith('.npy') ? '.npy' : lower.endsWith('.csv') ? '.csv' : null;
+  const name = quote(path, 300);
   if (ext === null) {
     const m = /\.[^./\\]*$/.exec(path);
-    throw new Error(`unknown data file extension ${m ? `"${m[0]}"` : '(none)'} in "${path}"; accepted: .npy, .csv`);
+    throw new Error(`unknown data file extension ${m ? quote(m[0], 20) : '(none)'} in ${name}; accepted: .npy, .csv`);
   }
   const fs = nodeFs();
   let bytes: Uint8Array;
   try {
+    const st = fs.statSync(path);
+    if (!st.isFile()) throw new Error(`not a regular file (${st.isDirectory() ? 'a directory' : 'a device, FIFO or socket'})`);
+    if (st.size > DATA_MAX_BYTES) throw new Error(`${st.size} bytes is more than the ${DATA_MAX_BYTES} accepted`);
     bytes = fs.readFileSync(path);
   } catch (err) {
-    throw new Error(`cannot read data file "${path}": ${(err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(`cannot read data file ${name}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
-  if (bytes.length === 0) throw new Error(`data file "${path}" is empty`);
+  if (bytes.length === 0) throw new Error(`data file ${name} is empty`);
+  let m: DataMatrix;
   try {
-    return ext === '.npy' ? parseNpy(bytes) : parseCsv(new TextDecoder('utf-8').decode(bytes));
+    m = ext === '.npy' ? parseNpy(bytes) : parseCsv(new TextDecoder('utf-8').decode(bytes));
   } catch (err) {
-    throw new Error(`data file "${path}": ${(err as Error).message}`);
+    throw new Error(`data file ${name}: ${(err as Error).message}`);
   }
+  checkDataMagnitude(m, `data file ${name}`);
+  return m;
 }
 
 /**

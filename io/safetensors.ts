@@ -11,6 +11,10 @@
  * length = shape product × 4) and rejects any dtype but F32 by name.
  */
 import { nodeFs, writeFileAtomic } from './atomic';
+import { quote } from './quote';
+
+/** Largest JSON header accepted (bytes), the reference implementation's limit (100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
 
 export interface Tensor {
   data: Float32Array;
@@ -88,6 +92,7 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   const lo = view.getUint32(0, true), hi = view.getUint32(4, true);
   const headerLen = hi * 2 ** 32 + lo;
   if (headerLen > bytes.length - 8) fail(`header length ${headerLen} exceeds the ${bytes.length - 8} bytes after it`);
+  if (headerLen > MAX_HEADER_BYTES) fail(`header length ${headerLen} is more than the ${MAX_HEADER_BYTES} bytes accepted`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
@@ -97,43 +102,46 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
   const dataStart = 8 + headerLen, dataLen = bytes.length - dataStart;
 
-  const metadata: Record<string, string> = {};
+  // Null-prototype maps: a tensor or key named "__proto__" or "toString" is data, not a property of Object.
+  const metadata: Record<string, string> = Object.create(null);
   const spans: { name: string; begin: number; end: number; shape: number[] }[] = [];
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === META) {
       if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) fail('"__metadata__" is not an object');
       for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(`metadata "${k}" is not a string`);
+        if (typeof v !== 'string') fail(`metadata ${quote(k)} is not a string`);
         metadata[k] = v;
       }
       continue;
     }
-    if (typeof entry !== 'object' || entry === null) fail(`tensor "${name}" entry is not an object`);
+    const q = quote(name);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) fail(`tensor ${q} entry is not an object`);
     const { dtype, shape, data_offsets: offs } = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (dtype !== 'F32') fail(`tensor "${name}" has dtype ${JSON.stringify(dtype)}; only F32 is supported`);
+    if (dtype !== 'F32') fail(`tensor ${q} has dtype ${quote(dtype, 20)}; only F32 is supported`);
     if (!Array.isArray(shape) || shape.some((s) => !Number.isSafeInteger(s) || (s as number) < 0)) {
-      fail(`tensor "${name}" shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+      fail(`tensor ${q} shape ${quote(shape, 40)} is not a list of non-negative integers`);
     }
     if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => !Number.isSafeInteger(o) || (o as number) < 0)) {
-      fail(`tensor "${name}" data_offsets ${JSON.stringify(offs)} is not [begin, end]`);
+      fail(`tensor ${q} data_offsets ${quote(offs, 40)} is not [begin, end]`);
     }
     const [begin, end] = offs as [number, number];
-    if (end < begin || end > dataLen) fail(`tensor "${name}" data_offsets [${begin}, ${end}] lie outside the ${dataLen}-byte data section`);
+    if (end < begin || end > dataLen) fail(`tensor ${q} data_offsets [${begin}, ${end}] lie outside the ${dataLen}-byte data section`);
     const expected = shapeSize(shape as number[]) * 4;
     if (end - begin !== expected) {
-      fail(`tensor "${name}" spans ${end - begin} bytes but shape [${(shape as number[]).join(', ')}] of F32 needs ${expected}`);
+      const dims = shape as number[];
+      fail(`tensor ${q} spans ${end - begin} bytes but shape [${dims.slice(0, 8).join(', ')}${dims.length > 8 ? `, … ${dims.length} dimensions` : ''}] of F32 needs ${expected}`);
     }
     spans.push({ name, begin, end, shape: (shape as number[]).slice() });
   }
   spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
   for (const s of spans) {
-    if (s.begin !== cursor) fail(`tensor "${s.name}" starts at ${s.begin}, expected ${cursor} (offsets must be contiguous, without gaps or overlaps)`);
+    if (s.begin !== cursor) fail(`tensor ${quote(s.name)} starts at ${s.begin}, expected ${cursor} (offsets must be contiguous, without gaps or overlaps)`);
     cursor = s.end;
   }
   if (cursor !== dataLen) fail(`tensors cover ${cursor} bytes but the data section has ${dataLen}`);
 
-  const tensors: Record<string, Tensor> = {};
+  const tensors: Record<string, Tensor> = Object.create(null);
   for (const s of spans) {
     const count = (s.end - s.begin) / 4;
     const data = new Float32Array(count);
