@@ -8,6 +8,7 @@ import type { AdapterReport } from '../engine';
 import type { DataMatrix, Method, Progress, TrainConfig, TrainOutcome, TrainState } from './job';
 import type { EvalResult, JobsModule, MethodImpl, ModelCheckpoint, SampleOptions } from './methods';
 import { renderPictures, type Pictures } from './pictures';
+import { checkAdapterLimits, estimateTraining } from './resources';
 
 export interface TrainTaskArgs {
   command: 'train';
@@ -90,6 +91,8 @@ export async function runTask(jobs: JobsModule, args: TaskArgs, post: (m: TaskMe
       return { adapter, userAgent: userAgent() } satisfies InfoTaskResult;
     case 'train': {
       const impl = methodOrThrow(jobs, args.config.method);
+      // Now that the adapter is known: its buffer limits against the run's largest buffer (cli/resources.ts).
+      checkAdapterLimits(estimateTraining(args.config, args.config.data?.dim ?? 2), adapter.limits);
       const outcome = await impl.job.run(
         args.config,
         {

@@ -5,6 +5,9 @@ import { adapterSummary } from '../engine/runtime';
 import type { AdapterReport } from '../engine/backend';
 import { UsageError, parseFlags, type FlagSpec } from './args';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import { checkOutDir } from './paths';
+import { checkMemoryBound, estimateTraining } from './resources';
+import { checkResumableState, checkTrainConfig } from './stored-config';
 import { BROWSER_FLAGS, MODEL_FLAGS, defaultOutDir, mergeResume, resolveModel, type StoredTrainConfig } from './config';
 import { DEFAULT_STEPS_GPU, DEFAULT_STEPS_SOFTWARE, TRAIN_HELP } from './help';
 import type { TrainState } from './job';
@@ -62,6 +65,8 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   const outGiven = p.given.has('out');
   const out = path.resolve(ctx.cwd, (v.out as string | undefined) ?? defaultOutDir(resolved.stored));
   const outShown = displayPath(ctx.cwd, out);
+  // Before anything is read from or written to --out: a folder, or creatable, writable, on a disk.
+  checkOutDir('--out', out);
   const ckptPath = path.join(out, 'model.safetensors');
   let resume: TrainState | undefined;
   if (v.resume) {
@@ -69,12 +74,16 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
       throw new UsageError(`--resume: no checkpoint at ${displayPath(ctx.cwd, ckptPath)} (train without --resume first, or pass the --out of the run to continue)`);
     }
     let ck;
+    let prev: StoredTrainConfig;
     try {
       ck = readCheckpoint(ckptPath);
+      if (ck.metadata.train_config === undefined) throw new UsageError('metadata "train_config" is missing (it was not written by wgflow train, so there is no run to continue)');
+      prev = checkTrainConfig(ck.trainConfig);
+      checkResumableState(ck.state);
     } catch (e) {
-      throw new UsageError(`--resume: ${(e as Error).message}`);
+      throw new UsageError(`--resume: ${e instanceof UsageError ? `${displayPath(ctx.cwd, ckptPath)}: ` : ''}${(e as Error).message}`);
     }
-    resolved = mergeResume(p, ck.trainConfig as unknown as StoredTrainConfig, ck.state.step, outShown);
+    resolved = mergeResume(p, prev, ck.state.step, outShown);
     resume = ck.state;
   } else if (existsSync(ckptPath) && !json) {
     ctx.stderr.write(`note: ${displayPath(ctx.cwd, ckptPath)} exists and will be replaced (use --resume to continue that run instead)\n`);
@@ -97,6 +106,16 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
     // The trainer rejects this configuration: say so now, before a browser starts (exit 2).
     throw new UsageError(`${config.method}: ${(e as Error).message}`);
   }
+  // The checkpoint continued must hold this model's parameters (checked where the trainer says what its model is).
+  if (resume && impl.resolveConfig && impl.checkConfig) {
+    try {
+      impl.checkConfig(checkpointConfig, resume.params);
+    } catch (e) {
+      throw new UsageError(`--resume: ${displayPath(ctx.cwd, ckptPath)}: ${(e as Error).message}`);
+    }
+  }
+  // Resource bounds before any work: estimated memory against the stated bound (cli/resources.ts).
+  checkMemoryBound(estimateTraining(config, config.data?.dim ?? 2));
 
   mkdirSync(out, { recursive: true });
   const checkpointEvery = (v['checkpoint-every'] as number | undefined) ?? Math.max(1, Math.ceil(config.steps / 10));
