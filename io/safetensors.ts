@@ -97,7 +97,8 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
   } catch (err) {
-    fail(`header is not valid UTF-8 JSON (${(err as Error).message})`);
+    // The parser's message quotes the header: escaped and cut like any file content.
+    fail(`header is not valid UTF-8 JSON (${quote((err as Error).message, 120)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
   const dataStart = 8 + headerLen, dataLen = bytes.length - dataStart;
