@@ -10,7 +10,8 @@
  *     its partial loss to row `thread` of PART.
  *  2. `reduceAdamKernel`: one thread per parameter sums the partial gradients over the threads and
  *     applies Adam (the formula of kernels/adam.ts) to the flat parameter buffer in place; one more
- *     thread stores the step's loss into a ring of GPU slots, read only every few hundred ms.
+ *     thread stores the step's loss into a ring of GPU slots, read only every few hundred ms; a
+ *     NaN/Inf loss or updated parameter raises the ring's guard word (kernels/guard.ts).
  *
  * The same loop shape as kernels/ode.ts: a layer loops over its outputs j at run time and each
  * weight W[k, j] is loaded once and used for all S samples (loads dominate on SwiftShader). The
@@ -20,6 +21,7 @@ import type { CfmMethod } from '../cli/job';
 import type { KernelSpec } from '../engine/backend';
 import { SELU_ALPHA, SELU_LAMBDA } from '../kernels/elementwise';
 import { activationWgsl, layoutSize, stateDim, type MlpActivation, type MlpLayout } from '../kernels/ode';
+import { NONFINITE_WGSL, raiseGuard, storeLoss } from '../kernels/guard';
 import { PHILOX_WGSL } from '../kernels/random';
 import { f32, u32, type Binding } from '../kernels/wgsl';
 import { MATCH_STRUCT, matcherWgsl, streamWgsl } from './matchers';
@@ -60,7 +62,7 @@ function declare(bindings: readonly Binding[], pSize: number, fixedP: boolean): 
     .map((b, i) => {
       if (b.kind === 'uniform') return `@group(0) @binding(${i}) var<uniform> ${b.name}: ${b.type};`;
       const access = b.kind === 'read' ? 'read' : 'read_write';
-      const type = b.name === 'P' && fixedP ? `array<f32, ${pSize}>` : 'array<f32>';
+      const type = b.name === 'P' && fixedP ? `array<f32, ${pSize}>` : `array<${b.type ?? 'f32'}>`;
       return `@group(0) @binding(${i}) var<storage, ${access}> ${b.name}: ${type};`;
     })
     .join('\n');
@@ -196,31 +198,35 @@ ${L.join('\n')}
   return { name: `cfm_fwdbwd_${s.method}[${B}x${l.dims.join('-')}/S${S}${s.withPairs ? '+pairs' : ''}]`, source: src, bindings: bindings.map((b) => b.kind), workgroups: [Math.ceil(T / s.workgroup), 1, 1] };
 }
 
-/** Adam uniforms: lr, β1, β2, ε, 1/(1−β1^t), 1/(1−β2^t), weight decay, loss slot. */
-export function adamUniforms(o: { lr: number; beta1: number; beta2: number; eps: number; t: number; weightDecay: number; slot: number }): Uint8Array {
+/** Adam uniforms: lr, β1, β2, ε, 1/(1−β1^t), 1/(1−β2^t), weight decay, step (0-based: loss slot and guard). */
+export function adamUniforms(o: { lr: number; beta1: number; beta2: number; eps: number; t: number; weightDecay: number; step: number }): Uint8Array {
   const buf = new ArrayBuffer(32);
   const f = new Float32Array(buf);
   f.set([o.lr, o.beta1, o.beta2, o.eps, 1 / (1 - o.beta1 ** o.t), 1 / (1 - o.beta2 ** o.t), o.weightDecay]);
-  new Uint32Array(buf)[7] = o.slot >>> 0;
+  new Uint32Array(buf)[7] = o.step >>> 0;
   return new Uint8Array(buf);
 }
 
 /**
- * Sums PART (threads × (NP + 1)) over threads and applies Adam to P; LOSS[slot] = Σ loss / (B·d).
- * Bindings: uniforms, PART, P, M, V, LOSS.
+ * Sums PART (threads × (NP + 1)) over threads and applies Adam to P; the step's loss Σ loss / (B·d)
+ * goes to its slot of the loss ring (engine/loss-ring.ts, `slots` slots then the guard word), and
+ * the guard is raised if the loss or any updated parameter is non-finite (kernels/guard.ts: each
+ * thread checks the value it just wrote, so the check costs no pass of its own).
+ * Bindings: uniforms, PART, P, M, V, RING.
  */
-export function reduceAdamKernel(np: number, threads: number, batch: number, d: number): KernelSpec {
+export function reduceAdamKernel(np: number, threads: number, batch: number, d: number, slots: number): KernelSpec {
   const bindings: Binding[] = [
     { name: 'hp', kind: 'uniform', type: 'AdamParams' },
     { name: 'PART', kind: 'read' },
     { name: 'P', kind: 'read_write' },
     { name: 'M', kind: 'read_write' },
     { name: 'V', kind: 'read_write' },
-    { name: 'LOSS', kind: 'read_write' },
+    { name: 'RING', kind: 'read_write', type: 'atomic<u32>' },
   ];
   const row = u32(np + 1);
   const src = `${declare(bindings, np, false)}
-struct AdamParams { lr: f32, beta1: f32, beta2: f32, eps: f32, c1: f32, c2: f32, wd: f32, slot: u32 }
+struct AdamParams { lr: f32, beta1: f32, beta2: f32, eps: f32, c1: f32, c2: f32, wd: f32, step: u32 }
+${NONFINITE_WGSL}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let p = gid.x;
@@ -228,7 +234,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var g = 0.0;
   for (var t = 0u; t < ${u32(threads)}; t++) { g += PART[t * ${row} + p]; }
   if (p == ${u32(np)}) {
-    LOSS[hp.slot] = g * ${f32(1 / (batch * d))};
+    let loss = g * ${f32(1 / (batch * d))};
+    ${storeLoss('RING', slots, 'hp.step', 'loss')}
+    if (nonfinite(loss)) { ${raiseGuard('RING', slots, 'hp.step')} }
     return;
   }
   let mi = hp.beta1 * M[p] + (1.0 - hp.beta1) * g;
@@ -236,19 +244,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   M[p] = mi;
   V[p] = vi;
   let decayed = P[p] * (1.0 - hp.lr * hp.wd);
-  P[p] = decayed - hp.lr * (mi * hp.c1) / (sqrt(vi * hp.c2) + hp.eps);
+  let pn = decayed - hp.lr * (mi * hp.c1) / (sqrt(vi * hp.c2) + hp.eps);
+  P[p] = pn;
+  if (nonfinite(pn)) { ${raiseGuard('RING', slots, 'hp.step')} }
 }`;
   return { name: `cfm_reduce_adam[${threads}x${np}]`, source: src, bindings: bindings.map((b) => b.kind), workgroups: [Math.ceil((np + 1) / 64), 1, 1] };
-}
-
-/** LOSS[slot] = SRC[0] (the tape path's loss into the same ring). Bindings: uniforms (slot), SRC, LOSS. */
-export function storeLossKernel(srcOffset: number): KernelSpec {
-  const src = `@group(0) @binding(0) var<uniform> sp: vec4<u32>;
-@group(0) @binding(1) var<storage, read> SRC: array<f32>;
-@group(0) @binding(2) var<storage, read_write> LOSS: array<f32>;
-@compute @workgroup_size(1)
-fn main() {
-  LOSS[sp.x] = SRC[${u32(srcOffset)}];
-}`;
-  return { name: 'cfm_store_loss', source: src, bindings: ['uniform', 'read', 'read_write'], workgroups: [1, 1, 1] };
 }

@@ -1,7 +1,8 @@
 /**
  * One CFM training step on the GPU, recorded into one command encoder and submitted once, with no
  * readback: the batch arrives as one upload (x0 rows then x1 rows, already paired on the CPU for
- * exact OT); the step's loss goes to a ring of GPU slots that the trainer reads every few hundred ms.
+ * exact OT); the step's loss goes to a ring of GPU slots that the trainer reads every few hundred ms,
+ * with a guard word the step raises on a NaN/Inf loss or parameter (engine/loss-ring.ts).
  *
  * Two interchangeable implementations with the same numbers (up to float32 summation order):
  *  - 'fused' (default): cfm/fused-step.ts, 2 dispatches (forward+backward, reduce+Adam), plus
@@ -11,9 +12,9 @@
  *    tested against.
  */
 import type { CfmMethod } from '../cli/job';
-import { Adam, getBackend, mean, noGrad, scope, square, sub, Tensor, valueAndGrad, zeros, keep } from '../engine';
+import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, noGrad, scope, square, sub, Tensor, valueAndGrad, zeros, keep, type RingRead } from '../engine';
 import { layoutSize } from '../kernels/ode';
-import { adamUniforms, forwardBackwardKernel, fusedThreads, reduceAdamKernel, storeLossKernel, type FusedStepShape } from './fused-step';
+import { adamUniforms, forwardBackwardKernel, fusedThreads, reduceAdamKernel, type FusedStepShape } from './fused-step';
 import { matcherKernel, matchUniforms } from './matchers';
 import type { VectorField } from './mlp';
 import { costMatrix, GpuSinkhorn, type Pairing, type SinkhornOptions } from './ot';
@@ -41,7 +42,7 @@ export interface StepperOptions {
   samplesPerThread?: number;
 }
 
-export const LOSS_SLOTS = 4096;
+export { LOSS_SLOTS };
 
 export interface AdamState {
   t: number;
@@ -54,7 +55,8 @@ export class CfmStepper {
   readonly d: number;
   /** The batch buffer: x0 rows [0, B), x1 rows [B, 2B). */
   readonly xy: Tensor;
-  readonly losses: Tensor;
+  /** Per-step losses and the non-finite guard (engine/loss-ring.ts). */
+  readonly ring: LossRing;
   private readonly sinkhorn: GpuSinkhorn | null;
   private readonly adamT: Adam | null = null;
   private readonly m: Tensor | null = null;
@@ -72,7 +74,7 @@ export class CfmStepper {
     this.d = vf.cfg.dim;
     const B = opts.batch;
     this.xy = keep(zeros([2 * B, this.d]));
-    this.losses = keep(zeros([LOSS_SLOTS]));
+    this.ring = new LossRing();
     this.sinkhorn = opts.sinkhorn ? new GpuSinkhorn(B, B, B, opts.sinkhorn.opts, opts.seed) : null;
     this.beta1 = opts.adam.beta1 ?? 0.9;
     this.beta2 = opts.adam.beta2 ?? 0.999;
@@ -132,8 +134,8 @@ export class CfmStepper {
     bufs.push(part.buffer);
     b.dispatch(b.prepare(forwardBackwardKernel(this.shape)), bufs, matchUniforms(this.opts.seed, step));
     this.t++;
-    const u = adamUniforms({ lr: this.opts.adam.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, t: this.t, weightDecay: this.wd, slot: step % LOSS_SLOTS });
-    b.dispatch(b.prepare(reduceAdamKernel(np, threads, this.opts.batch, this.d)), [part.buffer, this.vf.params.flat.buffer, this.m!.buffer, this.v!.buffer, this.losses.buffer], u);
+    const u = adamUniforms({ lr: this.opts.adam.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, t: this.t, weightDecay: this.wd, step });
+    b.dispatch(b.prepare(reduceAdamKernel(np, threads, this.opts.batch, this.d, LOSS_SLOTS)), [part.buffer, this.vf.params.flat.buffer, this.m!.buffer, this.v!.buffer, this.ring.buffer.buffer], u);
     part.dispose();
   }
 
@@ -161,17 +163,17 @@ export class CfmStepper {
     const { input, target } = this.matched(pairs, step);
     const { value, grads } = this.lossAndGrads(input, target);
     this.adamT!.step(grads);
-    const b = getBackend();
-    b.dispatch(b.prepare(storeLossKernel(value.offset)), [value.buffer, this.losses.buffer], new Uint32Array([step % LOSS_SLOTS, 0, 0, 0]));
+    this.ring.record(value, this.vf.params.flat, step);
+  }
+
+  /** Losses of steps [from, to) (to − from ≤ LOSS_SLOTS) and the non-finite guard, one readback. */
+  readRing(from: number, to: number): Promise<RingRead> {
+    return this.ring.read(from, to);
   }
 
   /** Losses of steps [from, to) (to − from ≤ LOSS_SLOTS), one readback. */
   async readLosses(from: number, to: number): Promise<Float32Array> {
-    if (to - from > LOSS_SLOTS) throw new Error(`readLosses: ${to - from} steps exceed the ring of ${LOSS_SLOTS}`);
-    const all = await this.losses.data();
-    const out = new Float32Array(Math.max(0, to - from));
-    for (let s = from; s < to; s++) out[s - from] = all[s % LOSS_SLOTS]!;
-    return out;
+    return (await this.ring.read(from, to)).losses;
   }
 
   async adamState(): Promise<AdamState> {
@@ -189,7 +191,7 @@ export class CfmStepper {
 
   dispose(): void {
     this.xy.dispose();
-    this.losses.dispose();
+    this.ring.dispose();
     this.adamT?.dispose();
     this.m?.dispose();
     this.v?.dispose();

@@ -6,7 +6,9 @@
  * A step: the source and target batches are drawn on the CPU from per-step Philox streams (so a
  * resumed run draws exactly what the uninterrupted one would), paired by exact OT on the CPU when
  * asked (cfm/ot.ts), uploaded once, and trained on by the fused GPU step (cfm/step.ts; GPU
- * Sinkhorn for entropic couplings). Losses stay on the GPU and are read every progressIntervalMs.
+ * Sinkhorn for entropic couplings). Losses stay on the GPU and are read every progressIntervalMs;
+ * the same read carries the non-finite guard, so a NaN/Inf loss or parameter stops the run
+ * (NonFiniteError) at most LOSS_SLOTS / 2 steps later and before any checkpoint of that state.
  *
  * Evaluation: RK4 (100 steps) from 2 048 fresh source points with the path energy; W2 against 2 048
  * fresh target samples; NPE = |E∫‖v‖² − W2²(source, target)| / W2²(source, target); trajectories
@@ -21,7 +23,7 @@
  */
 import type { CfmMethod, DataMatrix, TrainConfig, TrainHooks, TrainJob, TrainOutcome, TrainState } from '../cli/job';
 import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../cli/methods';
-import { getBackend, tensor } from '../engine';
+import { getBackend, NonFiniteError, tensor } from '../engine';
 import { Rng } from '../engine/philox';
 import { getDataset } from '../datasets/toy2d';
 import { logLikelihood } from './likelihood';
@@ -292,6 +294,8 @@ export async function evaluateModel(vf: VectorField, c: CfmConfig, opts: { data?
   sol.x.dispose();
   sol.energy!.dispose();
   x0t.dispose();
+  const bad = samples.reduce((k, x) => k + (Number.isFinite(x) ? 0 : 1), 0);
+  if (bad > 0) throw new NonFiniteError(`evaluation: ${bad} of ${samples.length} sample coordinates are NaN or infinite (the learned vector field overflows when integrated). Try a lower --lr`, c.steps, []);
   const w2gen = w2(samples, xt, d);
   const w2st = w2(x0, xt, d);
   const npe = normalizedPathEnergy(meanOf(energy), w2st * w2st);
@@ -338,6 +342,16 @@ async function trainState(vf: VectorField, stepper: CfmStepper, step: number, lo
   };
 }
 
+/**
+ * The error of a run whose guard was raised at 0-based step `bad` (engine/loss-ring.ts): names the
+ * step as the losses count them (1-based) and what to try.
+ */
+function divergedError(bad: number, losses: { step: number; loss: number }[], c: CfmConfig): NonFiniteError {
+  const last = losses[losses.length - 1];
+  const what = last && last.step === bad + 1 && !Number.isFinite(last.loss) ? `the loss is ${last.loss}` : 'a parameter became NaN or infinite';
+  return new NonFiniteError(`training diverged at step ${bad + 1}: ${what}. Try a lower --lr (this run: ${c.lr}), or check the data for very large values`, bad + 1, losses.slice());
+}
+
 async function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume?: TrainState): Promise<TrainOutcome> {
   const c = resolveConfig(cfg);
   const b = getBackend();
@@ -369,10 +383,14 @@ async function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume?: TrainSta
     const t0 = performance.now();
     let lastReport = t0;
     let readUpTo = start;
+    // Reads the losses of the steps since the last read, and the guard: a non-finite loss or
+    // parameter ends the run here (NonFiniteError), before any checkpoint of that state is made.
     const flushLosses = async (upTo: number) => {
       if (upTo <= readUpTo) return null;
-      const vals = await stepper.readLosses(readUpTo, upTo);
-      for (let k = 0; k < vals.length; k++) losses.push({ step: readUpTo + k + 1, loss: vals[k]! });
+      const { losses: vals, firstBad } = await stepper.readRing(readUpTo, upTo);
+      const keep = firstBad === null ? vals.length : Math.min(vals.length, firstBad - readUpTo + 1);
+      for (let k = 0; k < keep; k++) losses.push({ step: readUpTo + k + 1, loss: vals[k]! });
+      if (firstBad !== null) throw divergedError(firstBad, losses, c);
       readUpTo = upTo;
       return meanOf(vals);
     };
@@ -413,7 +431,9 @@ async function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume?: TrainSta
     await flushLosses(c.steps);
     const state = await trainState(vf, stepper, c.steps, losses, c);
     if (hooks.onCheckpoint) await hooks.onCheckpoint(state);
-    const ev = await evaluateModel(vf, c, { data: cfg.data });
+    const ev = await evaluateModel(vf, c, { data: cfg.data }).catch((e: unknown) => {
+      throw e instanceof NonFiniteError ? new NonFiniteError(e.message, c.steps, losses.slice()) : e;
+    });
     const tail = losses.slice(-Math.min(100, losses.length));
     return {
       config: { ...c } as unknown as Record<string, unknown>,

@@ -3,8 +3,9 @@
  * process; the browser page (page/entry.ts) calls it with ctx.post as `post`. Arguments and results
  * are plain data with typed arrays (they cross the page boundary as such). Browser-safe.
  */
-import { init } from '../engine';
+import { DeviceLostError, init, NonFiniteError } from '../engine';
 import type { AdapterReport } from '../engine';
+import type { WebGPUBackend } from '../engine/webgpu-backend';
 import type { DataMatrix, Method, Progress, TrainConfig, TrainOutcome, TrainState } from './job';
 import type { EvalResult, JobsModule, MethodImpl, ModelCheckpoint, SampleOptions } from './methods';
 import { renderPictures, type Pictures } from './pictures';
@@ -17,6 +18,12 @@ export interface TrainTaskArgs {
   resume?: TrainState;
   checkpointEvery: number;
   progressIntervalMs?: number;
+  /**
+   * Test seam (the CLI's hidden WGFLOW_TEST_LOSE_DEVICE_AT): destroy the GPU device right after the
+   * first checkpoint at or past this step is handed over, as a driver reset would, to test that the
+   * run keeps that checkpoint and can be resumed.
+   */
+  loseDeviceAtStep?: number;
 }
 
 export interface SampleTaskArgs {
@@ -59,6 +66,31 @@ export interface TrainTaskResult {
   trajectories: number;
 }
 
+/** A training run that ended in a way the CLI reports without a stack (exit 1). */
+export interface TrainFailure {
+  /** 'nonfinite': the guard saw a NaN/Inf loss or parameter; 'device-lost': the GPU device was lost. */
+  kind: 'nonfinite' | 'device-lost';
+  message: string;
+  /** nonfinite: the step (1-based) with the bad value; device-lost: the last step known done. */
+  step: number;
+  /** The losses recorded up to that point (device-lost: up to the last checkpoint). */
+  losses: TrainState['losses'];
+}
+
+/** What a train task returns instead of TrainTaskResult when it failed (a plain value, so it crosses the page boundary). */
+export interface TrainTaskFailure {
+  adapter: AdapterReport;
+  failure: TrainFailure;
+}
+
+/** The failure `e` stands for, or null for any other error (which then propagates with its stack). */
+function trainFailure(e: unknown, backend: WebGPUBackend, lastStep: number, lastLosses: TrainState['losses']): TrainFailure | null {
+  if (e instanceof NonFiniteError) return { kind: 'nonfinite', message: e.message, step: e.step, losses: e.losses };
+  const lost = backend.lostReason;
+  if (e instanceof DeviceLostError || lost) return { kind: 'device-lost', message: lost ?? (e as Error).message, step: lastStep, losses: lastLosses };
+  return null;
+}
+
 export interface SampleTaskResult {
   adapter: AdapterReport;
   samples: DataMatrix;
@@ -93,17 +125,35 @@ export async function runTask(jobs: JobsModule, args: TaskArgs, post: (m: TaskMe
       const impl = methodOrThrow(jobs, args.config.method);
       // Now that the adapter is known: its buffer limits against the run's largest buffer (cli/resources.ts).
       checkAdapterLimits(estimateTraining(args.config, args.config.data?.dim ?? 2), adapter.limits);
-      const outcome = await impl.job.run(
-        args.config,
-        {
-          onProgress: (p) => post({ type: 'progress', ...p }),
-          progressIntervalMs: args.progressIntervalMs ?? 500,
-          onCheckpoint: (state) => post({ type: 'checkpoint', state }),
-          checkpointEvery: args.checkpointEvery,
-          signal,
-        },
-        args.resume,
-      );
+      // What a failure report needs: the last step known done and the last checkpoint's losses.
+      let lastStep = args.resume?.step ?? 0;
+      let lastLosses = args.resume?.losses ?? [];
+      let outcome;
+      try {
+        outcome = await impl.job.run(
+          args.config,
+          {
+            onProgress: (p) => {
+              lastStep = Math.max(lastStep, p.step);
+              post({ type: 'progress', ...p });
+            },
+            progressIntervalMs: args.progressIntervalMs ?? 500,
+            onCheckpoint: (state) => {
+              post({ type: 'checkpoint', state });
+              lastStep = Math.max(lastStep, state.step);
+              lastLosses = state.losses;
+              if (args.loseDeviceAtStep !== undefined && state.step >= args.loseDeviceAtStep && !backend.lostReason) backend.device.destroy();
+            },
+            checkpointEvery: args.checkpointEvery,
+            signal,
+          },
+          args.resume,
+        );
+      } catch (e) {
+        const failure = trainFailure(e, backend, lastStep, lastLosses);
+        if (!failure) throw e;
+        return { adapter, failure } satisfies TrainTaskFailure;
+      }
       const pictures = await renderPictures(outcome);
       return {
         adapter,

@@ -15,7 +15,7 @@ import { ProgressView } from './progress';
 import { checkPictures, outputPath, writeOutput } from './outputs';
 import { METHOD_NAMES, renderReport, type RunResult } from './report';
 import { loadJobs, resolveChromium, runTaskIn } from './runner';
-import type { TaskMessage, TrainTaskResult } from './tasks';
+import type { TaskMessage, TrainFailure, TrainTaskFailure, TrainTaskResult } from './tasks';
 import { type CliContext, displayPath, gpuOption, onInterrupt, shellQuote } from './util';
 
 export const TRAIN_FLAGS: FlagSpec[] = [
@@ -176,11 +176,14 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
 
   const started = new Date();
   const t0 = performance.now();
-  let res: TrainTaskResult;
+  let res: TrainTaskResult | TrainTaskFailure;
+  // Test seam, not a user feature (hidden): destroy the GPU device after the checkpoint at or past
+  // this step, as a driver reset would (tests/device-loss.test.ts).
+  const loseAt = process.env.WGFLOW_TEST_LOSE_DEVICE_AT ? Number(process.env.WGFLOW_TEST_LOSE_DEVICE_AT) : undefined;
   try {
-    ({ result: res } = await runTaskIn<TrainTaskResult>(
+    ({ result: res } = await runTaskIn<TrainTaskResult | TrainTaskFailure>(
       ctx,
-      { command: 'train', runtime, config, resume, checkpointEvery },
+      { command: 'train', runtime, config, resume, checkpointEvery, loseDeviceAtStep: Number.isInteger(loseAt) ? loseAt : undefined },
       {
         onMessage,
         signal: controller.signal,
@@ -210,6 +213,44 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   view.finish();
   const wall = (performance.now() - t0) / 1000;
   const finished = new Date();
+
+  if ('failure' in res) {
+    // Training stopped (NaN/Inf, device lost): no evaluation, no model written over the last
+    // checkpoint; metrics.json says what happened and the message says what to do (exit 1).
+    const f: TrainFailure = res.failure;
+    const checkpointStep = lastCheckpointStep > startStep || resume ? lastCheckpointStep : null;
+    const failed = {
+      method: stored.method,
+      source: stored.source,
+      target: stored.target ?? stored.data_file,
+      batch: stored.batch,
+      seed: stored.seed,
+      lr: stored.lr,
+      runtime,
+      adapter: adapterSummary(res.adapter),
+      failure: { kind: f.kind, step: f.step, message: f.message },
+      checkpoint_step: checkpointStep,
+      data_file: stored.data_file,
+      options: stored.options,
+      resumed_from: resume ? startStep : null,
+      wall_s: +wall.toFixed(3),
+      started_at: started.toISOString(),
+      finished_at: finished.toISOString(),
+      losses: f.losses.map((l) => [l.step, Number.isFinite(l.loss) ? l.loss : null]),
+    };
+    writeOutput(out, 'metrics.json', `${JSON.stringify(failed, null, 2)}\n`);
+    const ckpt = displayPath(ctx.cwd, ckptPath);
+    const kept = checkpointStep !== null ? `the last checkpoint (step ${checkpointStep}) is kept in ${ckpt}` : 'no checkpoint was written by this run';
+    const text =
+      f.kind === 'nonfinite'
+        ? `${f.message}.\n  Stopped; ${kept} (a non-finite state is never written).`
+        : `the GPU device was lost during training, after step ${f.step} (${f.message}).\n  ${
+            checkpointStep !== null ? `${kept[0]!.toUpperCase()}${kept.slice(1)}; continue with the same command and --resume.` : 'No checkpoint was written by this run; run the command again.'
+          }`;
+    emit({ type: 'failed', kind: f.kind, step: f.step, message: f.message, checkpoint_step: checkpointStep, metrics: displayPath(ctx.cwd, path.join(out, 'metrics.json')) });
+    ctx.stderr.write(`wgflow train: ${text}\n  Details: ${displayPath(ctx.cwd, path.join(out, 'metrics.json'))}\n`);
+    return 1;
+  }
 
   // Files: final checkpoint (the trainer's resolved config), pictures, metrics, report.
   // What the task reported is data (from a page, for the browser runtime): only our own picture

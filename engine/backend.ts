@@ -89,3 +89,15 @@ export interface Backend {
   /** Releases every buffer and the device. */
   destroy(): void;
 }
+
+/**
+ * The GPU device was lost (driver reset, GPU process crash, out of memory, or destroyed): nothing
+ * on it survives, so a trainer cannot continue; the CLI keeps the last checkpoint and says how to
+ * resume (cli/tasks.ts). Thrown by every backend call after the loss.
+ */
+export class DeviceLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DeviceLostError';
+  }
+}

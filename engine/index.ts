@@ -12,6 +12,8 @@ export { Rng } from './philox';
 export { config, setFusion } from './config';
 export { createBackend, adapterSummary, type RuntimeOptions } from './runtime';
 export type { Backend, Counters, AdapterReport } from './backend';
+export { DeviceLostError } from './backend';
+export { LossRing, LOSS_SLOTS, NonFiniteError, type RingRead } from './loss-ring';
 
 /** Acquires a device (browser or Node) and makes it the current backend. */
 export async function init(opts: RuntimeOptions = {}): Promise<WebGPUBackend> {

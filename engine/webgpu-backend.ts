@@ -9,7 +9,7 @@
  *  - uploads and uniforms keep queue order: a write while commands are pending goes through a
  *    staging copy inside the encoder; uniforms live in a per-submit arena written just before submit.
  */
-import type { AdapterReport, Backend, BufferHandle, Counters, KernelSpec, PreparedKernel } from './backend';
+import { DeviceLostError, type AdapterReport, type Backend, type BufferHandle, type Counters, type KernelSpec, type PreparedKernel } from './backend';
 
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we target
 const ARENA_SLOTS = 512;
@@ -66,7 +66,7 @@ export class WebGPUBackend implements Backend {
 
   /** Throws the first GPU error seen since the last check, naming the kernels that ran. */
   private check(): void {
-    if (this.lost) throw new Error(this.lost);
+    if (this.lost) throw new DeviceLostError(this.lost);
     if (this.errors.length) {
       const e = this.errors;
       this.errors = [];
@@ -245,7 +245,7 @@ export class WebGPUBackend implements Backend {
     this.encoder.copyBufferToBuffer(b.gpu, 0, staging, 0, n);
     this.flush();
     this.counters.readbacks++;
-    await politeWait(() => staging.mapAsync(GPUMapMode.READ));
+    await this.lostAware(politeWait(() => staging.mapAsync(GPUMapMode.READ)));
     const out = staging.getMappedRange().slice(0);
     staging.unmap();
     staging.destroy();
@@ -255,8 +255,28 @@ export class WebGPUBackend implements Backend {
 
   async sync(): Promise<void> {
     this.flush();
-    await politeWait(() => this.device.queue.onSubmittedWorkDone());
+    await this.lostAware(politeWait(() => this.device.queue.onSubmittedWorkDone()));
     this.check();
+  }
+
+  /** Whether the device was lost (not destroyed by destroy()); the reason, else null. */
+  get lostReason(): string | null {
+    return this.lost;
+  }
+
+  /**
+   * A map or a wait on a lost device rejects with a bare DOMException (no message in Dawn) before
+   * device.lost resolves: wait a moment for it, so the caller gets a DeviceLostError that says so.
+   */
+  private async lostAware<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      if (!this.lost && !this.destroyed) await Promise.race([this.device.lost, new Promise((r) => setTimeout(r, 1000))]);
+      await Promise.resolve();
+      this.check();
+      throw e;
+    }
   }
 
   /** Drops pooled buffers (e.g. between benchmark cases); live tensors are untouched. */

@@ -10,8 +10,11 @@
  * (NLL_x = NLL_standardised + Σ log std).
  *
  * Loop (one flush per step, no readback inside it): upload the batch, loss = −mean log p(x) on the
- * tape, Adam (one pack + one update dispatch), add the loss to a GPU accumulator; every
- * `progressIntervalMs` the accumulator is read (the mean loss since the last report). A data-
+ * tape, Adam (one pack + one update dispatch), the loss into its slot of a GPU ring with the
+ * non-finite guard (engine/loss-ring.ts: one dispatch); every `progressIntervalMs` (and at least
+ * every LOSS_SLOTS / 2 steps) the ring is read: the losses are recorded per step, so two runs of one
+ * seed record the same numbers, and a NaN/Inf loss or parameter stops the run (NonFiniteError)
+ * before any checkpoint of that state. A data-
  * dependent initialisation (ActNorm) runs once before the first step on a batch of ≤ 2 048 rows.
  * Option `chunk` (default: off) evaluates a batch in chunks of that many rows inside one gradient
  * (loss = −Σ_chunks Σ log p / B, the same gradient): it was a workaround for workgroup-tree bias
@@ -29,7 +32,7 @@
  * set, 10 000), testFraction (file data, 0.1), grid (density picture cells per side, 128), w2
  * (compute W2 against target samples, true), chunk (rows per gradient chunk, off).
  */
-import { add, Adam, affine, getBackend, GpuRng, keep, mean, neg, noGrad, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
+import { add, Adam, affine, getBackend, GpuRng, LossRing, LOSS_SLOTS, mean, neg, noGrad, NonFiniteError, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
 import { Rng } from '../engine/philox';
 import { FLOW_METHODS, type DataMatrix, type TrainConfig, type TrainHooks, type TrainJob, type TrainOutcome, type TrainState } from '../cli/job';
 import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../cli/methods';
@@ -355,6 +358,12 @@ export function learningRate(schedule: 'cosine' | 'constant', lr: number, step: 
   return 0.5 * lr * (1 + Math.cos((Math.PI * Math.min(step, steps)) / steps));
 }
 
+/** Mean of the last ≤ 100 recorded losses (per step, so it does not depend on when they were read). */
+function tailMean(losses: { step: number; loss: number }[]): number {
+  const tail = losses.slice(-100);
+  return tail.length ? tail.reduce((a, l) => a + l.loss, 0) / tail.length : NaN;
+}
+
 export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume?: TrainState): Promise<TrainOutcome> {
   checkTrainConfig(cfg);
   if (!(FLOW_METHODS as readonly string[]).includes(cfg.method)) throw new Error(`flow training: method "${cfg.method}" is not a flow method`);
@@ -379,10 +388,12 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
   const b = getBackend();
   const flow = buildFlow(arch);
   let adam: Adam | null = null;
+  let ring: LossRing | null = null;
   try {
     const paramSet = flow.store.paramSet;
     if (!paramSet) throw new Error(`method ${arch.method}: the flow has no trainable parameters`);
     adam = new Adam(paramSet, { lr: cfg.lr });
+    ring = new LossRing();
     let step = 0;
     const losses: { step: number; loss: number }[] = [];
     if (resume) {
@@ -408,25 +419,32 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
     const d0 = b.counters.dispatches;
     const t0 = performance.now();
     let lastReport = t0;
-    let acc: Tensor | null = null;
-    let accSteps = 0;
-    let lastLoss = NaN;
-    const report = async (atStep: number) => {
-      if (!acc || accSteps === 0) return;
-      const v = (await acc.item()) / accSteps + offset;
-      acc.dispose();
-      acc = null;
-      accSteps = 0;
-      lastLoss = v;
-      losses.push({ step: atStep, loss: v });
-      hooks.onProgress?.({ step: atStep, steps: cfg.steps, loss: v, elapsedMs: performance.now() - t0 });
-      if (!Number.isFinite(v)) throw new Error(`flow training diverged at step ${atStep} (loss ${v}); try a lower --lr or a smaller scaleBound`);
+    let readUpTo = step;
+    // Reads the losses of the steps since the last read (one readback) with the guard; reports
+    // their mean. A raised guard ends the run here, before a checkpoint of that state is made.
+    const report = async (upTo: number) => {
+      if (upTo <= readUpTo) return;
+      const { losses: vals, firstBad } = await ring!.read(readUpTo, upTo);
+      const kept = firstBad === null ? vals.length : Math.min(vals.length, firstBad - readUpTo + 1);
+      let total = 0;
+      for (let k = 0; k < kept; k++) {
+        losses.push({ step: readUpTo + k + 1, loss: vals[k]! + offset });
+        total += vals[k]! + offset;
+      }
+      if (firstBad !== null) {
+        const last = losses[losses.length - 1];
+        const what = last && last.step === firstBad + 1 && !Number.isFinite(last.loss) ? `the loss is ${last.loss}` : 'a parameter became NaN or infinite';
+        throw new NonFiniteError(`flow training diverged at step ${firstBad + 1}: ${what}. Try a lower --lr (this run: ${cfg.lr}) or a smaller scaleBound option`, firstBad + 1, losses.slice());
+      }
+      readUpTo = upTo;
+      hooks.onProgress?.({ step: upTo, steps: cfg.steps, loss: total / vals.length, elapsedMs: performance.now() - t0 });
       lastReport = performance.now();
     };
     while (step < cfg.steps) {
       if (hooks.signal?.aborted) break;
       const xb = data.batchAt(step, cfg.batch);
       const lr = learningRate(schedule, cfg.lr, step, cfg.steps);
+      const at = step;
       scope(() => {
         const xs: Tensor[] = [];
         for (let r = 0; r < cfg.batch; r += chunk) {
@@ -443,14 +461,11 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
           return affine(total!, -1 / cfg.batch);
         }, params);
         adam!.step(grads, lr);
-        const next = keep(acc ? add(acc, value) : add(value, 0));
-        acc?.dispose();
-        acc = next;
+        ring!.record(value, paramSet.flat, at);
       });
       b.flush();
       step++;
-      accSteps++;
-      if (performance.now() - lastReport >= interval || step === cfg.steps) await report(step);
+      if (performance.now() - lastReport >= interval || step - readUpTo >= LOSS_SLOTS / 2 || step === cfg.steps) await report(step);
       if (every > 0 && step % every === 0 && hooks.onCheckpoint) {
         await report(step);
         await hooks.onCheckpoint(await state(step));
@@ -465,6 +480,8 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
     const nll = (await meanNll(flow, data.test)) + offset;
     const nShow = 2048;
     const samples = await drawSamples(flow, nShow, cfg.seed + GPU_SAMPLE_SEED_OFFSET, data.standardize);
+    const bad = samples.data.reduce((k, x) => k + (Number.isFinite(x) ? 0 : 1), 0);
+    if (bad > 0) throw new NonFiniteError(`evaluation: ${bad} of ${samples.data.length} sample coordinates are NaN or infinite (the trained flow overflows). Try a lower --lr or a smaller scaleBound option`, step, losses.slice());
     const target = data.targetSamples(nShow);
     let density: TrainOutcome['density'];
     if (data.dim === 2) {
@@ -482,7 +499,7 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
       config: config as unknown as Record<string, unknown>,
       state: finalState,
       metrics: {
-        w2, npe: null, nll, loss: lastLoss,
+        w2, npe: null, nll, loss: tailMean(losses),
         ms_per_step: stepsDone > 0 ? elapsed / stepsDone : 0,
         dispatches_per_step: stepsDone > 0 ? dispatches / stepsDone : 0,
       },
@@ -492,6 +509,7 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
     };
   } finally {
     adam?.dispose();
+    ring?.dispose();
     flow.dispose();
   }
 }
