@@ -9,6 +9,7 @@ import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, stat
 import os from 'node:os';
 import path from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
+import { gpuDetected } from '../engine/dawn-env';
 
 /** Where we look for Chromium when neither a path nor WGFLOW_CHROMIUM is given, in order. */
 export const CHROMIUM_CANDIDATES = [
@@ -62,13 +63,8 @@ export function findChromium(explicit?: string): string {
   throw new Error(`no Chromium found (looked at ${CHROMIUM_CANDIDATES.join(', ')}); ${INSTALL_HINT}`);
 }
 
-/** Device nodes whose presence means a GPU driver is exposed to this machine/container. */
-export const GPU_DEVICE_NODES = ['/dev/nvidia0', '/dev/dri/renderD128'] as const;
-
-/** True when a GPU device node exists; the default for `launchChromium({ gpu })`. */
-export function gpuDetected(): boolean {
-  return GPU_DEVICE_NODES.some((p) => existsSync(p));
-}
+/** GPU device nodes and `gpuDetected()`, the default for `launchChromium({ gpu })`: one list for both runtimes. */
+export { GPU_DEVICE_NODES, gpuDetected } from '../engine/dawn-env';
 
 /** Flags every launch gets (SPEC §1): WebGPU on, and nothing that talks to the network. */
 export const BASE_CHROMIUM_ARGS = [

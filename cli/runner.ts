@@ -2,8 +2,6 @@
  * Runs a task (cli/tasks.ts) in Node (Dawn, in this process) or in headless Chromium (the page
  * entry page/entry.ts, bundled on demand into node_modules/.cache/wgflow/). Node only.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from './args';
 import { buildCached, cacheDir, shortHash } from './build.mjs';
@@ -31,36 +29,14 @@ export interface RunTaskOptions extends BrowserOptions {
   onBrowserStart?: (executable: string, gpu: boolean) => void;
 }
 
-let prepared = false;
-
 /**
  * Environment for Dawn in this process, set before the first adapter request (native code reads
- * it then): without a GPU device node, Vulkan is pointed straight at Chromium's SwiftShader (the
- * engine would end up there anyway, after the system's lavapipe is tried and rejected with a
- * warning on stderr); on GPU containers that mount the NVIDIA ICD outside the loader's search path,
- * VK_DRIVER_FILES names it (SPEC §1); and a private XDG_RUNTIME_DIR quiets the Vulkan loader's
- * complaint on servers without a login session. Variables the user set are left alone.
+ * it then): engine/dawn-env.ts says which variables and why. The engine sets them too; doing it
+ * here first keeps it before anything else of the trainers loads.
  */
 async function prepareNodeEnvironment(): Promise<void> {
-  if (prepared) return;
-  prepared = true;
-  const env = process.env;
-  const { gpuDetected } = await import('../browser/chromium');
-  const { SWIFTSHADER_ICD_PATHS } = await import('../engine/runtime');
-  if (!env.VK_ICD_FILENAMES && !env.VK_DRIVER_FILES) {
-    if (!gpuDetected()) {
-      const icd = SWIFTSHADER_ICD_PATHS.find((p) => existsSync(p));
-      if (icd) env.VK_ICD_FILENAMES = icd;
-    } else {
-      const nvidia = '/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json';
-      if (existsSync(nvidia) && !existsSync('/usr/share/vulkan/icd.d/nvidia_icd.json') && !existsSync('/etc/vulkan/icd.d/nvidia_icd.json')) env.VK_DRIVER_FILES = nvidia;
-    }
-  }
-  if (!env.XDG_RUNTIME_DIR) {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'wgflow-xdg-'));
-    env.XDG_RUNTIME_DIR = dir;
-    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
+  const { prepareDawnEnvironment } = await import('../engine/dawn-env');
+  prepareDawnEnvironment();
 }
 
 let jobsPromise: Promise<JobsModule> | null = null;

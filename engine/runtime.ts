@@ -5,6 +5,7 @@
  * Chromium ships (SPEC §1), so tests and CI run real WebGPU on the CPU.
  */
 import type { AdapterReport } from './backend';
+import { prepareDawnEnvironment, SWIFTSHADER_ICD_PATHS } from './dawn-env';
 import { WebGPUBackend } from './webgpu-backend';
 
 export interface RuntimeOptions {
@@ -15,7 +16,7 @@ export interface RuntimeOptions {
   vulkanIcd?: string;
 }
 
-export const SWIFTSHADER_ICD_PATHS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib/chromium-browser/vk_swiftshader_icd.json'];
+export { SWIFTSHADER_ICD_PATHS } from './dawn-env';
 
 const NO_ADAPTER_HELP =
   'no WebGPU adapter found. On Linux without a GPU driver, install Chromium (it ships the SwiftShader ' +
@@ -44,6 +45,9 @@ async function nodeAdapter(opts: RuntimeOptions): Promise<GPUAdapter> {
   for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   const env = process.env;
   if (opts.vulkanIcd) env.VK_ICD_FILENAMES = opts.vulkanIcd;
+  // Before the first instance: SwiftShader straight away when there is no GPU, and a private
+  // XDG_RUNTIME_DIR, so Vulkan drivers Dawn would reject do not print warnings (engine/dawn-env.ts).
+  prepareDawnEnvironment();
   const request = async () => {
     const instance = dawn.create([]);
     // Dawn instances must outlive the process: one collected by the GC tears down driver threads
