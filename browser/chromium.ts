@@ -135,7 +135,9 @@ export async function launchChromium(opts: LaunchChromiumOptions = {}): Promise<
   const gpu = opts.gpu ?? gpuDetected();
   const headless = opts.headless ?? true;
 
-  const tempRoot = mkdtempSync(path.join(os.tmpdir(), 'wgflow-chromium-'));
+  // The owner's pid in the name: a run killed before it could remove this folder leaves it behind,
+  // and the next start removes it once that pid is gone (cli/leftovers.ts).
+  const tempRoot = mkdtempSync(path.join(os.tmpdir(), `wgflow-chromium-${process.pid}-`));
   const userDataDir = path.join(tempRoot, 'profile');
   mkdirSync(userDataDir, { mode: 0o700 });
   const removeTemp = () => rmSync(tempRoot, { recursive: true, force: true, maxRetries: 3 });

@@ -6,6 +6,7 @@ import type { AdapterReport } from '../engine/backend';
 import { UsageError, parseFlags, type FlagSpec } from './args';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { checkOutDir } from './paths';
+import { removeLeftovers } from './leftovers';
 import { checkMemoryBound, estimateTraining } from './resources';
 import { checkResumableState, checkTrainConfig } from './stored-config';
 import { BROWSER_FLAGS, MODEL_FLAGS, defaultOutDir, mergeResume, resolveModel, type StoredTrainConfig } from './config';
@@ -118,6 +119,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   checkMemoryBound(estimateTraining(config, config.data?.dim ?? 2));
 
   mkdirSync(out, { recursive: true });
+  removeLeftovers(out); // killed runs' temporary checkpoints in --out, their runtime and profile folders
   const checkpointEvery = (v['checkpoint-every'] as number | undefined) ?? Math.max(1, Math.ceil(config.steps / 10));
   const mode = json ? 'json' : ctx.stdout.isTTY ? 'tty' : 'plain';
   const startStep = resume?.step ?? 0;
