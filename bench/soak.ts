@@ -58,7 +58,7 @@ const out = path.resolve(flags.get('out') ?? 'runs/soak.json');
 mkdirSync(path.dirname(out), { recursive: true });
 
 /** Counters that must not move after warm-up in a run that does not leak. */
-export const FLAT_COUNTERS = ['buffersLive', 'bytesLive', 'poolBuffers', 'poolBytes', 'buffersCreated', 'bytesAllocated', 'bindGroupsCached', 'pipelinesCompiled'] as const;
+const FLAT_COUNTERS = ['buffersLive', 'bytesLive', 'poolBuffers', 'poolBytes', 'buffersCreated', 'bytesAllocated', 'bindGroupsCached', 'pipelinesCompiled'] as const;
 
 interface Case {
   method: Method;

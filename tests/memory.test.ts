@@ -2,11 +2,13 @@
  * Memory stays flat during training (issue 12 item 3): a hundred or two steps of OT-CFM and
  * RealNVP through the CLI's own TrainJob, the engine's pool and allocation counters sampled every
  * 25 steps from the checkpoint hook (batch 32 and a tiny evaluation, to stay fast). After the
- * first sample (warm-up: pipelines compiled, the pool filled) nothing may move: a tensor not disposed per step grows buffersLive, a buffer the pool
- * does not reuse grows buffersCreated. bench/soak.ts runs the same check for 20 000 steps.
+ * first sample (warm-up: pipelines compiled, the pool filled) nothing may move: a tensor not
+ * disposed per step grows buffersLive, a buffer the pool does not reuse grows buffersCreated.
+ * bench/soak.ts runs the same check for 20 000 steps.
  *
- * RealNVP's bind-group cache is left out: it grows by a few entries a step (the pool hands out
- * buffers in a slightly different order from step to step) and is bounded by the backend's cap.
+ * RealNVP's bind-group cache is left out: bind groups are cached by buffer identity, which pooled
+ * buffer an op gets varies from step to step, so the cache gains a few entries a step until the
+ * backend's cap (8 192) drops it; bench/soak.ts shows that sawtooth over 20 000 steps.
  */
 import { describe, expect, it } from 'vitest';
 import { getMethod } from '../cli/jobs';
