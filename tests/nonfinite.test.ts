@@ -5,15 +5,20 @@
  * the first bad step (1-based, as the loss record counts), never handing a non-finite state to
  * onCheckpoint. The checkpoint writer refuses one anyway, and leaves the file on disk as it was.
  *
+ * Last, the issue's reproduction through the CLI (otcfm --lr 1e6), in Node and in Chromium: exit 1
+ * naming the step and --lr, no stack, the step-1 checkpoint kept, metrics.json with the failure.
+ *
  * Divergence is made deterministic: one data row of 1e20 (its first draw gives an infinite loss,
  * found from the trainer's own per-step batch streams), or a resumed state with a NaN in Adam's v
  * (the loss stays finite; the update makes a parameter NaN: the parameter check must see it).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { encodeCheckpoint, NonFiniteCheckpointError, writeCheckpoint } from '../cli/checkpoint';
+import { CHROMIUM_CANDIDATES } from '../browser/chromium';
+import { encodeCheckpoint, NonFiniteCheckpointError, readCheckpoint, writeCheckpoint } from '../cli/checkpoint';
 import type { DataMatrix, TrainConfig, TrainState } from '../cli/job';
 import { cfmJob, resolveConfig, sourceSampler, stepBatch, targetSampler } from '../cfm/train';
 import { getBackend, LOSS_SLOTS, NonFiniteError } from '../engine';
@@ -167,4 +172,39 @@ describe('the checkpoint writer refuses non-finite parameters', () => {
     expect(readFileSync(file).equals(before)).toBe(true);
     expect(readdirSync(dir)).toEqual(['model.safetensors']); // no temporary file left behind
   });
+});
+
+const haveChromium = CHROMIUM_CANDIDATES.some((p) => existsSync(p)) || !!process.env.WGFLOW_CHROMIUM;
+
+function wgflow(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.resolve(__dirname, '..', 'bin', 'wgflow.js'), ...args], { env: { ...process.env, WGFLOW_JOBS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('wgflow train --method otcfm --lr 1e6 (the issue\'s reproduction)', () => {
+  for (const runtime of ['node', 'browser'] as const) {
+    test.skipIf(runtime === 'browser' && !haveChromium)(runtime, async () => {
+      const out = path.join(dir, `cli-${runtime}`);
+      const r = await wgflow(['train', '--method', 'otcfm', '--steps', '200', '--lr', '1e6', '--checkpoint-every', '1', '--runtime', runtime, '--out', out]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/training diverged at step 2: the loss is (Infinity|NaN)\. Try a lower --lr \(this run: 1000000\)/);
+      expect(r.stderr).toMatch(/the last checkpoint \(step 1\) is kept in .*model\.safetensors/);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      const ck = readCheckpoint(path.join(out, 'model.safetensors'));
+      expect(ck.state.step).toBe(1);
+      expect(allFinite(ck.state)).toBe(true);
+      const m = JSON.parse(readFileSync(path.join(out, 'metrics.json'), 'utf8'));
+      expect(m.failure).toMatchObject({ kind: 'nonfinite', step: 2 });
+      expect(m.checkpoint_step).toBe(1);
+      expect(m.losses.map((l: [number, number | null]) => l[0])).toEqual([1, 2]);
+      expect(m.losses[1][1]).toBeNull(); // the non-finite loss, as JSON can hold it
+      expect(readdirSync(out).sort()).toEqual(['metrics.json', 'model.safetensors']);
+    }, 300_000);
+  }
 });
