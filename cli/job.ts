@@ -84,6 +84,11 @@ export interface TrainOutcome {
 }
 
 export interface TrainJob {
-  /** Runs training (continuing from `resume` when given) then evaluation; the backend is already initialised. */
+  /**
+   * Runs training (continuing from `resume` when given) then evaluation; the backend is already
+   * initialised. Throws NonFiniteError (engine/loss-ring.ts) when a loss or parameter turns NaN/Inf
+   * (before any checkpoint of that state), and DeviceLostError when the GPU device is lost; the
+   * CLI reports both without a stack (cli/tasks.ts).
+   */
   run(cfg: TrainConfig, hooks?: TrainHooks, resume?: TrainState): Promise<TrainOutcome>;
 }

@@ -385,6 +385,8 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
     arch, standardize: data.standardize, options: { ...o },
   };
   const offset = logStdSum(data.standardize);
+  // What to try when training diverges (the affine couplings' scales are bounded by scaleBound).
+  const advice = `Try a lower --lr (this run: ${cfg.lr})${['realnvp', 'glow', 'maf'].includes(arch.method) ? ` or a smaller --option scaleBound=… (this run: ${arch.scaleBound})` : ''}`;
   const b = getBackend();
   const flow = buildFlow(arch);
   let adam: Adam | null = null;
@@ -434,7 +436,7 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
       if (firstBad !== null) {
         const last = losses[losses.length - 1];
         const what = last && last.step === firstBad + 1 && !Number.isFinite(last.loss) ? `the loss is ${last.loss}` : 'a parameter became NaN or infinite';
-        throw new NonFiniteError(`flow training diverged at step ${firstBad + 1}: ${what}. Try a lower --lr (this run: ${cfg.lr}) or a smaller scaleBound option`, firstBad + 1, losses.slice());
+        throw new NonFiniteError(`flow training diverged at step ${firstBad + 1}: ${what}. ${advice}`, firstBad + 1, losses.slice());
       }
       readUpTo = upTo;
       hooks.onProgress?.({ step: upTo, steps: cfg.steps, loss: total / vals.length, elapsedMs: performance.now() - t0 });
@@ -481,7 +483,7 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
     const nShow = 2048;
     const samples = await drawSamples(flow, nShow, cfg.seed + GPU_SAMPLE_SEED_OFFSET, data.standardize);
     const bad = samples.data.reduce((k, x) => k + (Number.isFinite(x) ? 0 : 1), 0);
-    if (bad > 0) throw new NonFiniteError(`evaluation: ${bad} of ${samples.data.length} sample coordinates are NaN or infinite (the trained flow overflows). Try a lower --lr or a smaller scaleBound option`, step, losses.slice());
+    if (bad > 0) throw new NonFiniteError(`evaluation: ${bad} of ${samples.data.length} sample coordinates are NaN or infinite (the trained flow overflows). ${advice}`, step, losses.slice());
     const target = data.targetSamples(nShow);
     let density: TrainOutcome['density'];
     if (data.dim === 2) {
