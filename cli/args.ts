@@ -78,14 +78,15 @@ export function describeKind(kind: FlagKind): string {
 }
 
 const INT_RE = /^\+?(\d+|\d+(\.\d+)?e\+?\d+)$/i;
-const NUM_RE = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+// Unambiguous, so a long run of digits cannot backtrack quadratically (see datasets/files.ts).
+const NUM_RE = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
 
 /**
  * Converts the text `raw` of flag `--name` to its value, or throws a UsageError naming both.
  * `label` replaces "--name" in messages (checkValue uses it for fields of stored configurations).
  */
-export function convert(name: string, kind: FlagKind, raw: string, label = `--${name}`): unknown {
-  const bad = (extra = '') => new UsageError(`${label}: expected ${describeKind(kind)}, got ${quote(raw, 60)}${extra}`);
+export function convert(name: string, kind: FlagKind, raw: string, label = `--${name}`, shown = quote(raw, 60)): unknown {
+  const bad = (extra = '') => new UsageError(`${label}: expected ${describeKind(kind)}, got ${shown}${extra}`);
   switch (kind.type) {
     case 'bool':
       throw new UsageError(`${label}: takes no value, got ${quote(raw, 60)}`);
@@ -138,7 +139,7 @@ export function checkValue(label: string, kind: FlagKind, value: unknown): unkno
     case 'number':
       if (typeof value !== 'number' || !Number.isFinite(value)) throw bad();
       // String() of a finite number is text that the flag parser reads back as the same number.
-      return convert(label, kind, String(value), label);
+      return convert(label, kind, String(value), label, String(value));
     case 'string':
     case 'enum':
       if (typeof value !== 'string') throw bad();
