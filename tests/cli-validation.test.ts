@@ -86,7 +86,7 @@ describe('checkpoint configurations are checked on read (item 5)', () => {
       ['arch', 'flow', (p) => ((p.config.arch as Record<string, unknown>).layers = 1e6), /field "arch" is not an architecture realnvp accepts: flow option layers: 1000000 is not accepted/],
       ['layers', 'flow', (p) => ((p.config.arch as Record<string, unknown>).layers = 1000), /1000 realnvp layers of dimension 2 .* need more than the 256 values the checkpoint holds/],
       ['train_config', 'cfm', (p) => (p.trainConfig.batch = 1048576), /metadata "train_config" field "batch": expected a positive integer, got 1048576 \(accepted: 1 to 65536\)/],
-      ['toString', 'cfm', (p) => (p.state.params.toString = { data: new Float32Array(1), shape: [1] }), /has no parameter "toString"/],
+      ['toString', 'cfm', (p) => ((p.state.params as Record<string, unknown>)['toString'] = { data: new Float32Array(1), shape: [1] }), /has no parameter "toString"/],
     ];
     for (const [name, family, edit, pattern] of cases) {
       expectRefused(await wgflow(['sample', '--checkpoint', checkpoint(`${name}.safetensors`, family, edit)]), pattern);
