@@ -167,6 +167,7 @@ export async function importCommand(argv: string[], ctx: CliContext): Promise<nu
     method,
     source: method === 'fm' ? null : ((v.source as string | undefined) ?? 'gaussian'),
     target: (v.target as string | undefined) ?? 'moons',
+    data_file: null,
     steps: 1,
     batch: 256,
     lr: 1e-3,
@@ -182,9 +183,10 @@ export async function importCommand(argv: string[], ctx: CliContext): Promise<nu
   const count = Object.values(params).reduce((n, t) => n + t.data.length, 0);
   writeCheckpoint(out, {
     config: config as unknown as Record<string, unknown>,
-    trainConfig: { ...trainConfig, imported_from: path.basename(file) },
+    trainConfig,
     state: { step: 0, params, adam: { t: 0, m: new Float32Array(count), v: new Float32Array(count) }, extra: {}, losses: [] },
     runtime: 'pytorch',
+    adapter: `imported from ${path.basename(file)}`,
   });
   const shown = displayPath(ctx.cwd, out);
   if (v.json) ctx.stdout.write(`${JSON.stringify({ type: 'import', torch: file, out: shown, method, source: trainConfig.source, target: trainConfig.target, dim: cfg.dim, hidden: cfg.hidden, activation })}\n`);
