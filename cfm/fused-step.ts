@@ -52,6 +52,7 @@ function dactFromY(act: MlpActivation): string {
     case 'selu': return `return select(y + ${f32(SELU_LAMBDA * SELU_ALPHA)}, ${f32(SELU_LAMBDA)}, y > 0.0);`;
     case 'tanh': return 'return 1.0 - y * y;';
     case 'sigmoid': return 'return y * (1.0 - y);';
+    case 'silu': throw new Error('fused step: silu is not supported (its derivative is not a function of its output)');
   }
 }
 

@@ -11,7 +11,7 @@
  */
 import { concat, full, linear, ParamSet, type ParamSpec, type Tensor } from '../engine';
 import { Rng } from '../engine/philox';
-import { SELU_ALPHA, SELU_LAMBDA } from '../kernels/elementwise';
+import { ACT } from '../kernels/activations';
 import { packedLayout, type MlpActivation, type MlpLayout } from '../kernels/ode';
 
 export interface MlpConfig {
@@ -126,16 +126,6 @@ export function offsetOf(l: MlpLayout, i: number): number {
 
 // ---- float64 reference ----
 
-function actF64(a: MlpActivation, z: number): number {
-  switch (a) {
-    case 'none': return z;
-    case 'relu': return z > 0 ? z : 0;
-    case 'selu': return z > 0 ? SELU_LAMBDA * z : SELU_LAMBDA * SELU_ALPHA * (Math.exp(z) - 1);
-    case 'tanh': return Math.tanh(z);
-    case 'sigmoid': return 1 / (1 + Math.exp(-z));
-  }
-}
-
 /** v(x, t) in float64 for one point (x of length d), from the flat parameters. */
 export function mlpForwardF64(l: MlpLayout, flat: ArrayLike<number>, x: ArrayLike<number>, t: number): Float64Array {
   let h = Float64Array.from([...Array.from(x), t]);
@@ -147,7 +137,7 @@ export function mlpForwardF64(l: MlpLayout, flat: ArrayLike<number>, x: ArrayLik
     for (let j = 0; j < nOut; j++) {
       let z = flat[l.bOffsets[k]! + j]!;
       for (let i = 0; i < nIn; i++) z += h[i]! * flat[l.wOffsets[k]! + i * nOut + j]!;
-      out[j] = k < nl - 1 ? actF64(l.activation, z) : z;
+      out[j] = k < nl - 1 ? ACT[l.activation].f64(z) : z;
     }
     h = out;
   }

@@ -4,6 +4,7 @@
  * here is differentiable through the tape unless noted.
  */
 import { apply } from './autodiff';
+import { ACTIVATIONS as ACTIVATION_NAMES, ACT } from '../kernels/activations';
 import { config } from './config';
 import { fusedForward, type Activation, type CompareOp, type UnaryPrim } from './prims';
 import { broadcastShapes, checkShape, fmt, normAxis, sameShape, sizeOf, type Shape } from './shape';
@@ -268,7 +269,7 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   return apply('matmul', [a, b], { transA, transB });
 }
 
-const ACTIVATIONS: readonly Activation[] = ['none', 'relu', 'selu', 'tanh', 'sigmoid'];
+const ACTIVATIONS: readonly Activation[] = ACTIVATION_NAMES;
 
 /**
  * A dense layer activation(x·W + b). With fusion on (engine/config.ts) it is one dispatch; off, it
@@ -281,7 +282,8 @@ export function linear(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
   if (!ACTIVATIONS.includes(activation)) throw new Error(`linear: unknown activation "${activation}"; accepted: ${ACTIVATIONS.join(', ')}`);
   if (x.rank !== 2 || w.rank !== 2 || x.shape[1] !== w.shape[0]) throw new Error(`linear: x ${fmt(x.shape)} and W ${fmt(w.shape)} do not chain (need [B, I] and [I, O])`);
   if (b.size !== w.shape[1] || b.rank !== 1) throw new Error(`linear: bias ${fmt(b.shape)} must be [${w.shape[1]}] for W ${fmt(w.shape)}`);
-  if (config.fusion) return apply('linear', [x, w, b], { activation });
+  // The fused layer's VJP needs f' from its output y; silu's is not a function of y, so it composes.
+  if (config.fusion && ACT[activation].dFromY) return apply('linear', [x, w, b], { activation });
   const z = matmul(x, w);
   const zb = add(z, b);
   z.dispose();

@@ -14,7 +14,8 @@ import type { KernelSpec } from './backend';
 import { broadcastAxes, broadcastShapes, sameShape, sizeOf } from './shape';
 import { getBackend, Tensor } from './tensor';
 
-export type Activation = 'none' | 'relu' | 'selu' | 'tanh' | 'sigmoid';
+export type { Activation } from '../kernels/activations';
+import type { Activation } from '../kernels/activations';
 export type CompareOp = 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne';
 
 type NoParams = Record<string, never>;

@@ -3,7 +3,8 @@
  * gradients against (gradients by central differences of these float64 functions, exact to ~1e-9).
  * Written for clarity, not speed.
  */
-import { SELU_ALPHA, SELU_LAMBDA, type BinaryOp, type UnaryOp } from '../kernels/elementwise';
+import { ACT, type Activation } from '../kernels/activations';
+import type { BinaryOp, UnaryOp } from '../kernels/elementwise';
 import { broadcastShapes, sizeOf } from './shape';
 
 export class Ref {
@@ -43,11 +44,10 @@ function bindex(c: readonly number[], shape: readonly number[]): number {
   return idx;
 }
 
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 export const UNARY_REF: { [K in UnaryOp]: (x: number) => number } = {
-  neg: (x) => -x, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, tanh: Math.tanh, sigmoid,
-  relu: (x) => Math.max(x, 0), silu: (x) => x * sigmoid(x),
-  selu: (x) => (x > 0 ? SELU_LAMBDA * x : SELU_LAMBDA * SELU_ALPHA * (Math.exp(x) - 1)),
+  neg: (x) => -x, exp: Math.exp, log: Math.log, sqrt: Math.sqrt,
+  // the activations from the one table (kernels/activations.ts)
+  tanh: ACT.tanh.f64, sigmoid: ACT.sigmoid.f64, relu: ACT.relu.f64, silu: ACT.silu.f64, selu: ACT.selu.f64,
   softplus: (x) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x))),
   square: (x) => x * x, abs: Math.abs, sin: Math.sin, cos: Math.cos, sign: Math.sign, recip: (x) => 1 / x,
   step: (x) => (x > 0 ? 1 : 0),
@@ -168,9 +168,9 @@ export function matmul(a: Ref, b: Ref, transA = false, transB = false): Ref {
   return new Ref([m, n], out);
 }
 
-export function linear(x: Ref, w: Ref, b: Ref, act: 'none' | 'relu' | 'selu' | 'tanh' | 'sigmoid'): Ref {
+export function linear(x: Ref, w: Ref, b: Ref, act: Activation): Ref {
   const z = binary('add', matmul(x, w), b);
-  return act === 'none' ? z : unary(act, z);
+  return map(z, ACT[act].f64);
 }
 
 /** One Adam/AdamW step in float64 (torch.optim.AdamW semantics), updating p, m, v in place. */

@@ -6,7 +6,8 @@
  * expressions (`fused`, one dispatch each, sum-reduced over broadcast axes in the same dispatch)
  * and the primitives' own forwards. They run in no-grad mode.
  */
-import { SELU_ALPHA, SELU_LAMBDA, type Expr } from '../kernels/elementwise';
+import { ACT } from '../kernels/activations';
+import type { Expr } from '../kernels/elementwise';
 import type { TapeNode } from './autodiff';
 import { forward, fusedForward, logdetGradForward, padForward, type Activation, type Prim } from './prims';
 import { broadcastAxes, sameShape } from './shape';
@@ -41,26 +42,23 @@ function sumTo(g: Tensor, shape: readonly number[]): Tensor {
 }
 
 /** Derivative of the fused dense layer's activation as an expression of its output y (input 1). */
-const ACT_DERIV_FROM_Y: Record<Exclude<Activation, 'none'>, Expr> = {
-  relu: { op: 'step', a: D }, // 1 where y > 0
-  tanh: sub(c(1), mul(D, D)), // 1 − y²
-  sigmoid: mul(D, sub(c(1), D)), // y(1 − y)
-  // selu: λ for y > 0, else y + λα (since y = λα(eˣ − 1) there)
-  selu: { op: 'where', c: { op: 'step', a: D }, a: c(SELU_LAMBDA), b: add(D, c(SELU_LAMBDA * SELU_ALPHA)) },
-};
+function actDerivFromY(act: Activation): Expr {
+  const d = ACT[act].dFromY;
+  if (!d) throw new Error(`linear: the derivative of ${act} is not a function of its output; ops.linear composes it instead`);
+  return d(D);
+}
 
 export const vjpRules: { [P in Prim]: Rule<P> } = {
   neg: (g, n) => [gradTo(neg(G), [g], n.inputs[0]!.shape)],
   exp: unaryRule(D, 'y'), // d eˣ = eˣ
   log: unaryRule({ op: 'recip', a: D }, 'x'), // d log x = 1/x
   sqrt: unaryRule(div(c(0.5), D), 'y'), // d √x = 1/(2√x)
-  tanh: unaryRule(sub(c(1), mul(D, D)), 'y'), // 1 − tanh²
-  sigmoid: unaryRule(mul(D, sub(c(1), D)), 'y'), // σ(1 − σ)
-  relu: unaryRule({ op: 'step', a: D }, 'x'), // 1[x > 0]
-  // silu = x·σ(x): σ(x)·(1 + x·(1 − σ(x)))
-  silu: unaryRule(mul({ op: 'sigmoid', a: D }, add(c(1), mul(D, sub(c(1), { op: 'sigmoid', a: D })))), 'x'),
-  // selu: λ for x > 0, λα·eˣ otherwise
-  selu: unaryRule({ op: 'where', c: { op: 'step', a: D }, a: c(SELU_LAMBDA), b: mul(c(SELU_LAMBDA * SELU_ALPHA), { op: 'exp', a: D }) }, 'x'),
+  // activations: derivatives from the one table (kernels/activations.ts)
+  tanh: unaryRule(ACT.tanh.dFromY!(D), 'y'), // 1 − tanh²
+  sigmoid: unaryRule(ACT.sigmoid.dFromY!(D), 'y'), // σ(1 − σ)
+  relu: unaryRule(ACT.relu.dexpr(D), 'x'), // 1[x > 0]
+  silu: unaryRule(ACT.silu.dexpr(D), 'x'), // σ(x)·(1 + x·(1 − σ(x)))
+  selu: unaryRule(ACT.selu.dexpr(D), 'x'), // λ for x > 0, λα·eˣ otherwise
   softplus: unaryRule({ op: 'sigmoid', a: D }, 'x'), // σ(x)
   square: unaryRule(mul(c(2), D), 'x'), // 2x
   abs: unaryRule({ op: 'sign', a: D }, 'x'), // sign(x)
@@ -147,7 +145,7 @@ export const vjpRules: { [P in Prim]: Rule<P> } = {
   linear: (g, n, needs) => {
     const [x, w, b] = n.inputs as [Tensor, Tensor, Tensor];
     const act = n.params.activation;
-    const gz = act === 'none' ? Tensor.view(g, g.shape) : gradTo(mul(G, ACT_DERIV_FROM_Y[act]), [g, n.output], g.shape);
+    const gz = act === 'none' ? Tensor.view(g, g.shape) : gradTo(mul(G, actDerivFromY(act)), [g, n.output], g.shape);
     const dx = needs[0] ? forward.matmul([gz, w], { transA: false, transB: true }) : null;
     const dw = needs[1] ? forward.matmul([x, gz], { transA: true, transB: false }) : null;
     const db = needs[2] ? gradTo(G, [gz], b.shape) : null;

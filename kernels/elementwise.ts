@@ -6,7 +6,10 @@
  * derivatives: gradient expressions are built by the tape from these same ops.
  */
 import type { KernelSpec } from '../engine/backend';
+import { ACT, SELU_ALPHA, SELU_LAMBDA } from './activations';
 import { entry1d, f32, grid1d, product, spec, u32, type Binding } from './wgsl';
+
+export { SELU_ALPHA, SELU_LAMBDA };
 
 export const UNARY_OPS = ['neg', 'exp', 'log', 'sqrt', 'tanh', 'sigmoid', 'relu', 'silu', 'selu', 'softplus', 'square',
   'abs', 'sin', 'cos', 'sign', 'recip', 'step'] as const;
@@ -23,22 +26,18 @@ export type Expr =
   | { readonly op: 'affine'; readonly a: Expr; readonly scale: number; readonly shift: number }
   | { readonly op: 'where'; readonly c: Expr; readonly a: Expr; readonly b: Expr };
 
-/** SELU constants (Klambauer et al., 2017). */
-export const SELU_LAMBDA = 1.0507009873554805;
-export const SELU_ALPHA = 1.6732632423543772;
-
 /** WGSL for each unary op given the operand's name. Stable forms: no NaN for large |x|. */
 const UNARY_WGSL: { [K in UnaryOp]: (x: string) => string } = {
   neg: (x) => `-${x}`,
   exp: (x) => `exp(${x})`,
   log: (x) => `log(${x})`,
   sqrt: (x) => `sqrt(${x})`,
-  // tanh via exp overflows to NaN on some drivers past |x| ≈ 44; it is ±1 in f32 beyond 10.
-  tanh: (x) => `tanh(clamp(${x}, -10.0, 10.0))`,
-  sigmoid: (x) => `(1.0 / (1.0 + exp(-${x})))`,
-  relu: (x) => `max(${x}, 0.0)`,
-  silu: (x) => `(${x} / (1.0 + exp(-${x})))`,
-  selu: (x) => `select(${f32(SELU_LAMBDA * SELU_ALPHA)} * (exp(min(${x}, 0.0)) - 1.0), ${f32(SELU_LAMBDA)} * ${x}, ${x} > 0.0)`,
+  // the activations come from the one table (kernels/activations.ts)
+  tanh: ACT.tanh.wgsl,
+  sigmoid: ACT.sigmoid.wgsl,
+  relu: ACT.relu.wgsl,
+  silu: ACT.silu.wgsl,
+  selu: ACT.selu.wgsl,
   // softplus(x) = max(x, 0) + log(1 + e^{-|x|}), exact and overflow-free.
   softplus: (x) => `(max(${x}, 0.0) + log(1.0 + exp(-abs(${x}))))`,
   square: (x) => `(${x} * ${x})`,

@@ -20,10 +20,11 @@
  * stack slots) except for the one dynamic store per output. One sample per thread runs ~5× slower.
  */
 import type { KernelSpec } from '../engine/backend';
-import { SELU_ALPHA, SELU_LAMBDA } from './elementwise';
+import { activationWgsl, type Activation } from './activations';
 import { f32, u32, type Binding } from './wgsl';
 
-export type MlpActivation = 'none' | 'relu' | 'selu' | 'tanh' | 'sigmoid';
+export type MlpActivation = Activation;
+export { activationWgsl };
 
 /** A dense MLP [x, t] → … → d stored as W_k ([dims[k], dims[k+1]], row-major, for x·W) and b_k. */
 export interface MlpLayout {
@@ -60,21 +61,6 @@ export function stateDim(l: MlpLayout): number {
   const d = l.dims[l.dims.length - 1]!;
   if (l.dims[0] !== d + 1) throw new Error(`MLP layout: input width ${l.dims[0]} must be the output width ${d} + 1 (state, then t)`);
   return d;
-}
-
-/** WGSL helpers act(z) and dact(z) = act'(z) for the layout's activation. */
-export function activationWgsl(act: MlpActivation): string {
-  const L = f32(SELU_LAMBDA);
-  const LA = f32(SELU_LAMBDA * SELU_ALPHA);
-  const body: Record<MlpActivation, [string, string]> = {
-    none: ['return z;', 'return 1.0;'],
-    relu: ['return max(z, 0.0);', 'return select(0.0, 1.0, z > 0.0);'],
-    selu: [`return select(${LA} * (exp(min(z, 0.0)) - 1.0), ${L} * z, z > 0.0);`, `return select(${LA} * exp(min(z, 0.0)), ${L}, z > 0.0);`],
-    tanh: ['return tanh(clamp(z, -10.0, 10.0));', 'let y = tanh(clamp(z, -10.0, 10.0));\n  return 1.0 - y * y;'],
-    sigmoid: ['return 1.0 / (1.0 + exp(-z));', 'let y = 1.0 / (1.0 + exp(-z));\n  return y * (1.0 - y);'],
-  };
-  const [f, d] = body[act];
-  return `fn act(z: f32) -> f32 {\n  ${f}\n}\nfn dact(z: f32) -> f32 {\n  ${d}\n}`;
 }
 
 const range = (n: number): number[] => [...Array(n).keys()];
