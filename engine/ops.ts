@@ -5,7 +5,9 @@
  */
 import { apply } from './autodiff';
 import { ACTIVATIONS as ACTIVATION_NAMES, ACT } from '../kernels/activations';
-import { config } from './config';
+import { fusionAtLeast } from './config';
+import { checkMlp } from './mlp';
+import { MLP_MAX_WIDTH } from '../kernels/mlp/emit';
 import { fusedForward, type Activation, type CompareOp, type UnaryPrim } from './prims';
 import { broadcastShapes, checkShape, fmt, normAxis, sameShape, sizeOf, type Shape } from './shape';
 import { getBackend, Tensor } from './tensor';
@@ -272,8 +274,8 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
 const ACTIVATIONS: readonly Activation[] = ACTIVATION_NAMES;
 
 /**
- * A dense layer activation(x·W + b). With fusion on (engine/config.ts) it is one dispatch; off, it
- * is the composition matmul → add → activation. Both give the same numbers.
+ * A dense layer activation(x·W + b). At fusion level 'layer' and above (engine/config.ts) it is one
+ * dispatch; at 'ops' it is the composition matmul → add → activation. Both give the same numbers.
  */
 export function linear(x: Tensor, w: Tensor, b: Tensor, activation: Activation = 'none'): Tensor {
   need('linear', x, 'x');
@@ -283,7 +285,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
   if (x.rank !== 2 || w.rank !== 2 || x.shape[1] !== w.shape[0]) throw new Error(`linear: x ${fmt(x.shape)} and W ${fmt(w.shape)} do not chain (need [B, I] and [I, O])`);
   if (b.size !== w.shape[1] || b.rank !== 1) throw new Error(`linear: bias ${fmt(b.shape)} must be [${w.shape[1]}] for W ${fmt(w.shape)}`);
   // The fused layer's VJP needs f' from its output y; silu's is not a function of y, so it composes.
-  if (config.fusion && ACT[activation].dFromY) return apply('linear', [x, w, b], { activation });
+  if (fusionAtLeast('layer') && ACT[activation].dFromY) return apply('linear', [x, w, b], { activation });
   const z = matmul(x, w);
   const zb = add(z, b);
   z.dispose();
@@ -305,4 +307,54 @@ export function logdet(x: Tensor): Tensor {
     throw new Error(`logdet: needs a square matrix [n, n] or a batch of them [B, n, n], got ${fmt(x.shape)}`);
   }
   return apply('logdet', [x], {});
+}
+
+export interface MlpLayer {
+  w: Tensor;
+  b: Tensor;
+  /** A constant 0/1 mask of w's shape (MADE): the layer uses w ⊙ mask. */
+  mask?: Tensor;
+}
+
+export interface MlpOptions {
+  /** After every layer but the last (default 'relu'). */
+  activation?: Activation;
+  /** Context columns appended to x's: the network sees [x, context]. */
+  context?: Tensor;
+}
+
+/** Why the `mlp` primitive cannot run this network (widths past the kernel's), or null. */
+export function mlpFallbackReason(dims: readonly number[]): string | null {
+  const wide = dims.find((d) => d > MLP_MAX_WIDTH);
+  return wide === undefined ? null : `a width of ${wide} exceeds the mlp kernel's ${MLP_MAX_WIDTH}; the network runs layer by layer`;
+}
+
+/**
+ * A dense network: h = [x, context], h ← f(h·(W_k ⊙ M_k) + b_k) for every layer, no activation after
+ * the last. At fusion level 'mlp' and above it is the `mlp` primitive (one dispatch, two for its
+ * gradient); at 'layer' one `linear` per layer, at 'ops' matmul → add → activation; the same numbers.
+ * Networks wider than the kernel allows fall back to 'layer' (mlpFallbackReason says so).
+ */
+export function mlp(x: Tensor, layers: readonly MlpLayer[], opts: MlpOptions = {}): Tensor {
+  need('mlp', x, 'x');
+  const activation = opts.activation ?? 'relu';
+  if (!ACTIVATIONS.includes(activation)) throw new Error(`mlp: unknown activation "${activation}"; accepted: ${ACTIVATIONS.join(', ')}`);
+  if (layers.length === 0) throw new Error('mlp: needs at least one layer');
+  const ctx = opts.context ? need('mlp', opts.context, 'context') : null;
+  const masked = layers.some((l) => l.mask);
+  if (masked && !layers.every((l) => l.mask)) throw new Error('mlp: give every layer a mask or none');
+  const inputs = [x, ...(ctx ? [ctx] : []), ...layers.flatMap((l, k) => [need('mlp', l.w, `W_${k}`), need('mlp', l.b, `b_${k}`)]), ...(masked ? layers.map((l, k) => need('mlp', l.mask, `mask_${k}`)) : [])];
+  const params = { activation, layers: layers.length, contextCols: ctx ? ctx.shape[1]! : 0, masked };
+  checkMlp(inputs, params);
+  const dims = [x.shape[1]! + params.contextCols, ...layers.map((l) => l.w.shape[1]!)];
+  if (fusionAtLeast('mlp') && mlpFallbackReason(dims) === null) return apply('mlp', inputs, params);
+  let h = ctx ? concat([x, ctx], 1) : x;
+  layers.forEach((l, k) => {
+    const w = l.mask ? mul(l.w, l.mask) : l.w;
+    const next = linear(h, w, l.b, k + 1 < layers.length ? activation : 'none');
+    if (w !== l.w) w.dispose();
+    if (h !== x) h.dispose();
+    h = next;
+  });
+  return h;
 }

@@ -11,6 +11,7 @@ import { reduceKernel } from '../kernels/reduce';
 import { logdetKernel } from '../kernels/logdet';
 import { stridesOf } from '../kernels/wgsl';
 import type { KernelSpec } from './backend';
+import { mlpForward, type MlpParams } from './mlp';
 import { broadcastAxes, broadcastShapes, sameShape, sizeOf } from './shape';
 import { getBackend, Tensor } from './tensor';
 
@@ -45,6 +46,11 @@ export interface PrimParams {
   matmul: { transA: boolean; transB: boolean };
   /** activation(x·W + b): a dense layer in one dispatch (inputs x, W, b). */
   linear: { activation: Activation };
+  /**
+   * A whole dense network in one dispatch (engine/mlp.ts, kernels/mlp/): inputs x, [context],
+   * W_0, b_0, …, [masks]; activation after every layer but the last.
+   */
+  mlp: MlpParams;
   /** An arbitrary elementwise expression, optionally sum-reduced to `reduceTo`; used by VJP rules. */
   fused: { expr: Expr; reduceTo: number[] | null };
   /** log|det W| of a square matrix [n, n] → [] or a batch [B, n, n] → [B] (LU with partial pivoting, kernels/logdet.ts). */
@@ -143,6 +149,7 @@ export const forward: Forward = {
     const args = { m, n, k, transA: false, transB: false, offsetA: x!.offset, offsetB: w!.offset, bias: { offset: b!.offset }, activation: activation === 'none' ? undefined : activation };
     return runKernel(matmulKernel(args, chooseMatmul(args, getBackend().adapter.kind)), [x!, w!, b!], [m, n]);
   },
+  mlp: (xs, p) => mlpForward(xs, p),
   fused: (xs, { expr, reduceTo }) => fusedForward(expr, xs, reduceTo),
   logdet: ([x]) => logdetForward(x!),
 };

@@ -208,3 +208,25 @@ export function logdet(x: Ref): Ref {
   }
   return new Ref(x.shape.length === 3 ? [batch] : [], out);
 }
+
+/**
+ * A dense network in float64: h = [x, ctx], h ← f(h·(W_k ⊙ M_k) + b_k), no activation after the
+ * last layer (the `mlp` primitive). With `tangent` ([B, nx + nc]) also the forward-mode J·tangent.
+ */
+export function mlp(x: Ref, ctx: Ref | null, layers: readonly { w: Ref; b: Ref; mask?: Ref | null }[], act: Activation, tangent?: Ref): { y: Ref; ty: Ref | null } {
+  let h = ctx ? concat([x, ctx], 1) : x;
+  let t = tangent ?? null;
+  layers.forEach((l, k) => {
+    const w = l.mask ? binary('mul', l.w, l.mask) : l.w;
+    const z = binary('add', matmul(h, w), l.b);
+    const tz = t ? matmul(t, w) : null;
+    if (k + 1 === layers.length) {
+      h = z;
+      t = tz;
+      return;
+    }
+    h = map(z, ACT[act].f64);
+    if (tz) t = zipN([tz, z], (tv, zv) => tv * ACT[act].df64(zv));
+  });
+  return { y: h, ty: t };
+}

@@ -9,6 +9,7 @@
 import { ACT } from '../kernels/activations';
 import type { Expr } from '../kernels/elementwise';
 import type { TapeNode } from './autodiff';
+import { mlpVjp } from './mlp';
 import { forward, fusedForward, logdetGradForward, padForward, type Activation, type Prim } from './prims';
 import { broadcastAxes, sameShape } from './shape';
 import { Tensor } from './tensor';
@@ -152,6 +153,9 @@ export const vjpRules: { [P in Prim]: Rule<P> } = {
     gz.dispose();
     return [dx, dw, db];
   },
+  // The whole network's reverse pass: one kernel for the input cotangents and per-thread parameter
+  // gradients, one reduce (engine/mlp.ts); masks are constants.
+  mlp: (g, n, needs) => mlpVjp(n.inputs, n.params, g, needs),
   // d log|det W| = W^{-T} (per matrix, times its cotangent): a second LU kernel solves for the inverse.
   logdet: (g, n) => [logdetGradForward(n.inputs[0]!, g)],
   fused: () => {

@@ -1,0 +1,43 @@
+/**
+ * The method registry: every method's MethodImpl (train/methods.ts), its training served by the one
+ * driver (train/driver.ts) with the model family's trainer (cfm/train.ts, flows/train.ts), its
+ * sampling and evaluation by the family's checkpoint helpers. Imported directly (no lookups by
+ * file name): a method is available when it is in the method lists. Browser-safe.
+ */
+import { cfmEvaluate, cfmSample, cfmTrainer } from '../cfm/train';
+import { evalFlow, flowTrainer, sampleFlow } from '../flows/train';
+import { familyOf, type FamilyTrainer, type Method, type TrainJob } from './contract';
+import { runTraining } from './driver';
+import type { JobsModule, MethodImpl } from './methods';
+import { ALL_METHODS, checkCommonConfig } from './options';
+
+/** The family trainer of `method`. */
+export function trainerOf(method: Method): FamilyTrainer {
+  return familyOf(method) === 'cfm' ? cfmTrainer : flowTrainer;
+}
+
+function impl(method: Method): MethodImpl {
+  const trainer = trainerOf(method);
+  const job: TrainJob = { run: (cfg, hooks, resume) => runTraining(trainer, cfg, hooks, resume) };
+  return {
+    family: trainer.family,
+    job,
+    resolveConfig(cfg) {
+      checkCommonConfig(cfg);
+      return trainer.resolveConfig(cfg);
+    },
+    sample: trainer.family === 'cfm' ? cfmSample : sampleFlow,
+    evaluate: trainer.family === 'cfm' ? cfmEvaluate : evalFlow,
+  };
+}
+
+const IMPLS = new Map<Method, MethodImpl>(ALL_METHODS.map((m) => [m, impl(m)]));
+
+/** The implementation of `method` (the string answer of JobsModule is for registries that lack one). */
+export function getMethod(method: Method): MethodImpl {
+  const found = IMPLS.get(method);
+  if (!found) throw new RangeError(`method: ${JSON.stringify(method)} is not accepted; accepted: ${ALL_METHODS.join(', ')}`);
+  return found;
+}
+
+export const registry: JobsModule = { getMethod };
