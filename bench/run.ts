@@ -1,11 +1,16 @@
 /**
- * wgflow engine benchmark: matmul GFLOP/s per kernel variant and the MLP + Adam training step, in
- * Node (Dawn) and/or headless Chromium, printed as a markdown table next to the peer figures of
- * SPEC §5.4 (measured elsewhere on this machine type: tfjs and jax-js are not installed here).
+ * wgflow engine benchmark, in Node (Dawn) and/or headless Chromium, printed as markdown tables.
  *
- *   node scripts/run-ts.mjs bench/run.ts [--runtime node|browser|both] [--json] [--suite kernels|train|all] [--peers]
+ * Default: matmul GFLOP/s per kernel variant and the MLP + Adam training step (bench/engine-bench.ts).
+ * --peers: wgflow at each fusion level against jax-js and tfjs-webgpu, measured in the same run on
+ * the same adapter, interleaved (bench/peers-bench.ts), with dispatch/submit counts, issue 10's
+ * targets marked met or not, and a PNG chart (--chart FILE). --profile: per-kernel GPU time of a
+ * training step at each fusion level from timestamp queries (bench/gpu-profile.ts).
+ *
+ *   node scripts/run-ts.mjs bench/run.ts [--runtime node|browser|both] [--json] [--suite kernels|train|all]
  *        [--sections matmul,mlp,profile] [--sizes 256,512,1024] [--variants reg4x4,wgmem,...]
  *        [--reps 5] [--batches 256,4096] [--steps 50] [--blocks 3] [--fusion fused,unfused] [--quick]
+ *        [--peers] [--profile] [--acts silu,selu] [--peer-list jax-js,tfjs] [--chart FILE|none]
  *
  * The runtimes run one after the other, never at once (they would share the same two cores).
  * Timings on SwiftShader are noisy when other work shares the machine: every figure is a median of
@@ -16,28 +21,20 @@ import { runInBrowser } from '../browser/run-in-page';
 import { MATMUL_VARIANTS, type MatmulVariant } from '../kernels/matmul';
 import { DEFAULT_BENCH, runEngineBench, type EngineBenchOptions, type EngineBenchResult } from './engine-bench';
 import tune, { type TuneArgs } from './page-tune';
-
-/** SPEC §5.4: WebGPU peers on SwiftShader (2 cores), float32 — measured elsewhere on this machine type. */
-export const SPEC_PEERS = {
-  matmul1024: {
-    'tfjs-webgpu 4.22': { node: 0.62, browser: 0.91 },
-    'jax-js 0.1.25': { node: 1.97, browser: 4.07 },
-    'hand-written 4×4 vec4, no workgroup memory': { node: 2.44, browser: 4.23 },
-    'hand-written 64×64 workgroup-memory tile, vec4': { node: 1.52, browser: 2.71 },
-  },
-  mlpMs: {
-    'tfjs-webgpu': { node: { 256: 205, 4096: 1763 }, browser: { 256: 104, 4096: 1051 }, dispatches: 165, submits: 12 },
-    'jax-js jit': { node: { 256: 19, 4096: 190 }, browser: { 256: 13, 4096: 130 }, dispatches: 65, submits: 65 },
-  },
-} as const;
-const SPEC_NOTE = 'SPEC §5.4, measured elsewhere on this machine type';
+import { runPeersBench, type PeersOptions, type PeersResult } from './peers-bench';
+import { renderPeersChart, renderPeersTables, peersJson } from './peers-report';
 
 type Runtime = 'node' | 'browser';
 
 interface Cli {
   runtimes: Runtime[];
   json: boolean;
-  peersNote: boolean;
+  /** --peers / --profile: the peers comparison and/or the timestamp profile instead of the default suite. */
+  peers: boolean;
+  profile: boolean;
+  peerOpts: PeersOptions;
+  /** PNG chart of --peers (null: none). */
+  chart: string | null;
   /** --tune JSON: run the tuning tool (bench/page-tune.ts) instead of the benchmark. */
   tune: TuneArgs | null;
   opts: EngineBenchOptions;
@@ -46,12 +43,15 @@ interface Cli {
 const USAGE = `usage: node scripts/run-ts.mjs bench/run.ts [--runtime node|browser|both] [--json]
   [--suite kernels|train|all] [--peers] [--sections matmul,mlp,profile] [--sizes 256,512,1024] [--variants ${MATMUL_VARIANTS.join(',')}]
   [--reps N] [--batches 256,4096] [--steps N] [--blocks N] [--fusion fused,unfused] [--quick]
+  [--peers] [--profile] [--acts silu,selu] [--peer-list jax-js,tfjs] [--chart FILE|none]
+      --peers: wgflow (each fusion level) vs jax-js and tfjs-webgpu in the same run (defaults: --sizes 256,512,1024,2048
+      --batches 256,4096 --acts silu,selu --reps 3 --steps 10); --profile: per-kernel GPU time (timestamp queries)
   [--tune JSON]  (the matmul tuning tool, see bench/page-tune.ts)`;
 
 class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Cli {
-  const cli: Cli = { runtimes: ['node', 'browser'], json: false, peersNote: false, tune: null, opts: {} };
+  const cli: Cli = { runtimes: ['node', 'browser'], json: false, peers: false, profile: false, peerOpts: {}, chart: 'bench-peers.png', tune: null, opts: {} };
   const list = (flag: string, v: string | undefined) => {
     if (!v) throw new UsageError(`${flag} needs a value`);
     return v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -99,10 +99,26 @@ function parseArgs(argv: string[]): Cli {
         }
         break;
       }
-      case '--peers':
-        // tfjs and jax-js are not installed (no new dependencies): their SPEC §5.4 figures are always printed.
-        cli.peersNote = true;
+      case '--peers': cli.peers = true; break;
+      case '--profile': cli.profile = true; break;
+      case '--acts': {
+        const v = list(flag, next());
+        for (const x of v) if (x !== 'silu' && x !== 'selu') throw new UsageError(`--acts: "${x}" is not one of silu, selu`);
+        cli.peerOpts.acts = v as ('silu' | 'selu')[];
         break;
+      }
+      case '--peer-list': {
+        const v = list(flag, next());
+        for (const x of v) if (x !== 'jax-js' && x !== 'tfjs') throw new UsageError(`--peer-list: "${x}" is not one of jax-js, tfjs`);
+        cli.peerOpts.peers = v as ('jax-js' | 'tfjs')[];
+        break;
+      }
+      case '--chart': {
+        const v = next();
+        if (!v) throw new UsageError('--chart needs a file name (or none)');
+        cli.chart = v === 'none' ? null : v;
+        break;
+      }
       case '--sections': {
         const s = list(flag, next());
         for (const x of s) if (x !== 'matmul' && x !== 'mlp' && x !== 'profile') throw new UsageError(`--sections: "${x}" is not one of matmul, mlp, profile`);
@@ -131,6 +147,11 @@ function parseArgs(argv: string[]): Cli {
       default: throw new UsageError(`unknown argument "${a}"`);
     }
   }
+  // The shared timing flags mean the same to the peers comparison.
+  const { sizes, reps, batches, steps } = cli.opts;
+  Object.assign(cli.peerOpts, Object.fromEntries(Object.entries({ sizes, reps, batches, steps }).filter(([, v]) => v !== undefined)));
+  if (argv.includes('--quick')) Object.assign(cli.peerOpts, { sizes: [256, 512], reps: 2, steps: 5, targetRepMs: 200, profileReps: 3 }, { ...cli.peerOpts });
+  cli.peerOpts.sections = [...(cli.peers ? ['peers' as const] : []), ...(cli.profile ? ['profile' as const] : [])];
   return cli;
 }
 
@@ -179,15 +200,6 @@ export function renderTables(results: EngineBenchResult[]): string {
       );
       out.push(`| ${v} | ${cells.join(' | ')} |`);
     }
-    if (sizes.includes(1024)) {
-      out.push('', `Peers at 1024³ (${SPEC_NOTE}):`, '', `| peer | ${rts.map(col).join(' | ')} |`, `|---|${rts.map(() => '---').join('|')}|`);
-      for (const [name, v] of Object.entries(SPEC_PEERS.matmul1024)) out.push(`| ${name} | ${rts.map((rt) => f2(v[rt])).join(' | ')} |`);
-      const ratio = rts.map((rt) => {
-        const chosen = by(rt).matmul.find((x) => x.size === 1024 && x.chosen);
-        return chosen ? `${(chosen.gflops / SPEC_PEERS.matmul1024['jax-js 0.1.25'][rt]).toFixed(2)}× (${chosen.variant})` : '–';
-      });
-      out.push(`| **wgflow chosen variant ÷ jax-js** (target ≥ 1.2×, SPEC §6) | ${ratio.join(' | ')} |`);
-    }
     out.push('');
   }
   const batches = [...new Set(results.flatMap((r) => r.mlp.map((m) => m.batch)))];
@@ -210,16 +222,6 @@ export function renderTables(results: EngineBenchResult[]): string {
         return f && u ? `${(u.msPerStep / f.msPerStep).toFixed(2)}× | ` : '– | ';
       });
       out.push(`| ${batch} | unfused ÷ fused | ${ratio.join(' | ')} |`);
-      for (const [name, v] of Object.entries(SPEC_PEERS.mlpMs)) {
-        const b = batch as 256 | 4096;
-        out.push(`| ${batch} | ${name} (${SPEC_NOTE}) | ${rts.map((rt) => `${f1(v[rt][b])} | ${v.dispatches} / ${v.submits}`).join(' | ')} |`);
-      }
-      const vsJax = rts.map((rt) => {
-        const f = by(rt).mlp.find((x) => x.batch === batch && x.fused);
-        const j = SPEC_PEERS.mlpMs['jax-js jit'][rt][batch as 256 | 4096];
-        return f && j ? `${(f.msPerStep / j).toFixed(3)} | ` : '– | ';
-      });
-      out.push(`| ${batch} | wgflow fused ÷ jax-js (target ≤ ${batch === 256 ? '1/4' : '1/2'} in Chromium, SPEC §6) | ${vsJax.join(' | ')} |`);
     }
   }
   const profBatches = [...new Set(results.flatMap((r) => r.profile.map((p) => p.batch)))];
@@ -234,6 +236,7 @@ export function renderTables(results: EngineBenchResult[]): string {
     }
     out.push(`| | **sum** | | ${lists.map((l) => f2(l.reduce((a, e) => a + e.ms, 0))).join(' | ')} |`);
   }
+  out.push('', 'Peers (jax-js, tfjs-webgpu) are measured by `--peers`, in the same run.');
   out.push('', 'Node CPU-ms and GFLOP per CPU-second: CPU time of the whole process (SwiftShader threads included), a figure that other processes on the shared cores disturb far less than wall time.');
   return out.join('\n');
 }
@@ -260,7 +263,7 @@ async function main(): Promise<number> {
   }
   const results: EngineBenchResult[] = [];
   const opts = { ...DEFAULT_BENCH, ...cli.opts };
-  if (cli.peersNote) log(`bench: --peers: tfjs and jax-js are not installed here; their figures are the ${SPEC_NOTE} and are printed next to ours`);
+  if (cli.peers || cli.profile) return runPeers(cli, process.argv.slice(2), log);
   log(`bench: runtimes ${cli.runtimes.join(', ')}; options ${JSON.stringify(cli.opts)} (2 shared cores: timings are medians and noisy)`);
   for (const rt of cli.runtimes) {
     const t0 = performance.now();
@@ -275,9 +278,61 @@ async function main(): Promise<number> {
     log(`bench: ${rt} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   const table = renderTables(results);
-  if (cli.json) console.log(JSON.stringify({ type: 'result', peers: SPEC_PEERS, peersNote: SPEC_NOTE, table, results: results.map((r) => ({ runtime: r.runtime, adapter: r.adapterSummary, matmul: r.matmul, mlp: r.mlp })) }));
+  if (cli.json) console.log(JSON.stringify({ type: 'result', table, results: results.map((r) => ({ runtime: r.runtime, adapter: r.adapterSummary, matmul: r.matmul, mlp: r.mlp })) }));
   else console.log(table);
   return 0;
+}
+
+async function runPeersNode(opts: PeersOptions, log: (s: string) => void): Promise<PeersResult> {
+  const b = await init({ runtime: 'node' });
+  try {
+    // After wgflow's init: the peers get navigator.gpu on the driver the engine chose.
+    const { installNodeNavigatorGpu, loadTfjsForNode } = await import('./peer-env');
+    await installNodeNavigatorGpu();
+    return await runPeersBench(b, opts, (t) => log(`[node] ${t}`), loadTfjsForNode);
+  } finally {
+    b.destroy();
+  }
+}
+
+async function runPeersBrowser(opts: PeersOptions, log: (s: string) => void): Promise<PeersResult> {
+  const { result } = await runInBrowser<PeersResult>('bench/page-peers.ts', {
+    args: opts,
+    // Unquantised timestamps for --profile (Chromium rounds them to 100 µs otherwise).
+    extraArgs: ['--enable-webgpu-developer-features'],
+    onMessage: (m) => log(`[browser] ${(m as { text?: string }).text ?? JSON.stringify(m)}`),
+    onLog: (line) => log(`[browser console] ${line}`),
+    timeoutMs: 0,
+  });
+  return result;
+}
+
+/** --peers / --profile: each runtime in turn, then the tables (or one JSON line) and the chart. */
+async function runPeers(cli: Cli, argv: string[], log: (s: string) => void): Promise<number> {
+  const command = `wgflow bench ${argv.join(' ')}`;
+  log(`bench: ${command}: runtimes ${cli.runtimes.join(', ')}; options ${JSON.stringify(cli.peerOpts)}`);
+  const results: PeersResult[] = [];
+  let failed = false;
+  for (const rt of cli.runtimes) {
+    const t0 = performance.now();
+    try {
+      results.push(rt === 'node' ? await runPeersNode(cli.peerOpts, log) : await runPeersBrowser(cli.peerOpts, log));
+    } catch (e) {
+      console.error(`bench: the ${rt} run failed: ${(e as Error).message}`);
+      failed = true;
+    }
+    log(`bench: ${rt} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  let chart: string | null = null;
+  if (cli.chart && results.some((r) => r.cases.length)) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(cli.chart, renderPeersChart(results));
+    chart = cli.chart;
+    log(`bench: chart written to ${chart}`);
+  }
+  if (cli.json) console.log(JSON.stringify(peersJson(results, command, chart)));
+  else console.log(renderPeersTables(results, command));
+  return failed || results.length === 0 ? 1 : 0;
 }
 
 process.exitCode = await main();
