@@ -124,14 +124,20 @@ NPE (flow matching), NLL in nats (flows).
 
 export const BENCH_HELP = `usage: wgflow bench [flags of bench/run.ts]
 
-Runs the benchmark suite bench/run.ts (matmul GFLOP/s per kernel variant, the MLP + Adam training
-step, …) and prints its tables next to the peer figures of SPEC §5.4. Every flag is passed to the
-suite unchanged; it validates them (exit status 2 on a bad one). Among them:
+Runs the benchmark suite bench/run.ts and prints markdown tables. Every flag is passed to the suite
+unchanged; it validates them (exit status 2 on a bad one). Among them:
 
   --runtime node|browser|both   where to run (default both, one after the other)
-  --json               JSON lines
+  --json               JSON (one object per line)
   --quick              fewer sizes and repetitions
-  (SPEC §4 also plans --suite kernels|train|sample|ot|all and --peers.)
+  --suite kernels|train|all     matmul kernel variants, the MLP + Adam step, or both (default all)
+  --peers              wgflow at each fusion level against jax-js and tfjs-webgpu, measured in the
+                       same run on the same adapter, interleaved: matmul 256–2048, the MLP + Adam
+                       step at batch 256 and 4096 (SiLU, SELU), dispatches and submits per step for
+                       every engine, issue 10's targets marked met or not, and a PNG chart
+  --chart FILE|none    where --peers writes its chart (default bench-peers.png)
+  --profile            per-kernel GPU time (timestamp queries) of a training step at each fusion level
+  --sizes, --batches, --acts silu,selu, --reps N, --steps N, --peer-list jax-js,tfjs   what to run
   -h, --help
 `;
 
