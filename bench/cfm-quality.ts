@@ -10,9 +10,9 @@
  *        [--sinkhorn-iter 1000] [--sinkhorn-tol 1e-3] [--eps-scaling 20]  (defaults: the trainer's)
  */
 import { writeFileSync } from 'node:fs';
-import type { TrainConfig } from '../cli/job';
+import type { TrainConfig } from '../train/contract';
 import { adapterSummary, getBackend, init } from '../engine';
-import { cfmJob } from '../cfm/train';
+import { cfmJob } from '../train/registry';
 
 const args = process.argv.slice(2);
 function arg(name: string, dflt: string): string {

@@ -4,7 +4,7 @@
  *
  * Run: node scripts/run-ts.mjs bench/cfm-step.ts [--batch 256] [--steps 200] [--mode fused|tape] [--ot exact|sinkhorn|none]
  */
-import type { TrainConfig } from '../cli/job';
+import type { TrainConfig } from '../train/contract';
 import { getBackend, init } from '../engine';
 import { Rng } from '../engine/philox';
 import { resolveConfig, sourceSampler, stepBatch, targetSampler } from '../cfm/train';

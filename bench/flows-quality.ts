@@ -18,8 +18,8 @@ import { adapterSummary, init } from '../engine';
 import { getDataset } from '../datasets/toy2d';
 import { densityImage, scatterPlot } from '../io/plot';
 import { encodePng } from '../io/png';
-import { flowJob } from '../flows/train';
-import type { FlowMethod } from '../cli/job';
+import { flowJob } from '../train/registry';
+import type { FlowMethod } from '../train/contract';
 
 function usage(msg: string): never {
   console.error(`flows-quality: ${msg}\nusage: node scripts/run-ts.mjs bench/flows-quality.ts OUT_DIR [--steps N] [--batch B] [--lr X] [--models realnvp,maf] [--datasets a,b] [--layers K] [--hidden 64,64] [--seed S] [--test-size N]`);

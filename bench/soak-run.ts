@@ -11,7 +11,7 @@
  */
 import type { PageContext } from '../browser/page-context';
 import { getMethod } from '../cli/jobs';
-import type { Method, TrainConfig } from '../cli/job';
+import type { Method, TrainConfig } from '../train/contract';
 import { init, type Counters } from '../engine';
 
 export interface SoakArgs {

@@ -15,7 +15,7 @@ import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runInBrowser } from '../browser/run-in-page';
-import type { Method } from '../cli/job';
+import type { Method } from '../train/contract';
 import { writeFileAtomic } from '../io/atomic';
 import { runSoak, type SoakArgs, type SoakResult, type SoakRow } from './soak-run';
 

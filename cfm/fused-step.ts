@@ -17,7 +17,7 @@
  * weight W[k, j] is loaded once and used for all S samples (loads dominate on SwiftShader). The
  * tape (engine autodiff) path in cfm/step.ts computes the same gradients; tests compare them.
  */
-import type { CfmMethod } from '../cli/job';
+import type { CfmMethod } from '../train/contract';
 import type { KernelSpec } from '../engine/backend';
 import { SELU_ALPHA, SELU_LAMBDA } from '../kernels/elementwise';
 import { activationWgsl, layoutSize, stateDim, type MlpActivation, type MlpLayout } from '../kernels/ode';

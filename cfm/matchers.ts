@@ -14,7 +14,7 @@
  * (the closed forms, for tests and references) and a WGSL function used by the GPU kernels; the
  * random t and eps come from a Philox stream defined here, so the CPU can reproduce them exactly.
  */
-import type { CfmMethod } from '../cli/job';
+import type { CfmMethod } from '../train/contract';
 import type { KernelSpec } from '../engine/backend';
 import { philox4x32, seedKey, u32ToUniform, u32ToUniformOpenZero } from '../engine/philox';
 import { PHILOX_WGSL } from '../kernels/random';

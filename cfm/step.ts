@@ -11,7 +11,7 @@
  *    valueAndGrad and engine Adam (28 dispatches at the default MLP), the reference the fused step is
  *    tested against.
  */
-import type { CfmMethod } from '../cli/job';
+import type { CfmMethod } from '../train/contract';
 import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, noGrad, scope, square, sub, Tensor, valueAndGrad, zeros, keep, type RingRead } from '../engine';
 import { layoutSize } from '../kernels/ode';
 import { adamUniforms, forwardBackwardKernel, fusedThreads, reduceAdamKernel, type FusedStepShape } from './fused-step';

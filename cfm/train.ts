@@ -1,14 +1,14 @@
 /**
- * Conditional flow matching training (SPEC §3; torchcfm 1.0.7's recipe): the TrainJob the CLI runs
- * (`cfmJob`), plus sampling and evaluation of a trained model (`sampleCfm`, `evalCfm`, and the
- * checkpoint-level adapters `cfmSample` / `cfmEvaluate` in the shape of cli/methods.ts).
+ * Conditional flow matching training (SPEC §3; torchcfm 1.0.7's recipe): the flow-matching family
+ * of the training driver (`cfmTrainer`: config resolution, the step, evaluation; the loop, loss
+ * readback, guard, checkpoints and timing are train/driver.ts), plus sampling and evaluation of a
+ * trained model (`sampleCfm`, `evalCfm`, and the checkpoint-level `cfmSample` / `cfmEvaluate` in
+ * the shape of train/methods.ts).
  *
  * A step: the source and target batches are drawn on the CPU from per-step Philox streams (so a
  * resumed run draws exactly what the uninterrupted one would), paired by exact OT on the CPU when
  * asked (cfm/ot.ts), uploaded once, and trained on by the fused GPU step (cfm/step.ts; GPU
- * Sinkhorn for entropic couplings). Losses stay on the GPU and are read every progressIntervalMs;
- * the same read carries the non-finite guard, so a NaN/Inf loss or parameter stops the run
- * (NonFiniteError) at most LOSS_SLOTS / 2 steps later and before any checkpoint of that state.
+ * Sinkhorn for entropic couplings), its loss into the step's loss ring.
  *
  * Evaluation: RK4 (100 steps) from 2 048 fresh source points with the path energy; W2 against 2 048
  * fresh target samples; NPE = |E∫‖v‖² − W2²(source, target)| / W2²(source, target); trajectories
@@ -16,14 +16,17 @@
  * 50 steps) when the source is N(0, I) (fm included), else null.
  *
  * Options (TrainConfig.options; numbers may come as strings from the command line): sigma, ot
- * ('exact' | 'sinkhorn'), reg, normalizeCost, sinkhornMaxIter, sinkhornTol, sinkhornEpsScaling,
- * pairing ('replacement' | 'permutation'), hidden ("64,64,64"), activation, solver, solverSteps,
- * step ('fused' | 'tape'), weightDecay, evalPoints, trajectoryPoints, trajectoryTimes, nllPoints,
- * nllSteps. Unknown options are an error naming the accepted ones.
+ * ('exact' | 'sinkhorn'), reg, normalizeCost, sinkhornMaxIter, sinkhornTol, sinkhornEpsScaling
+ * (defaults: cfm/ot.ts SINKHORN_DEFAULTS), pairing ('replacement' | 'permutation'), hidden
+ * ("64,64,64"), activation, solver, solverSteps, step ('fused' | 'tape'), weightDecay, evalPoints,
+ * trajectoryPoints, trajectoryTimes, nllPoints, nllSteps. Unknown options are an error naming the
+ * accepted ones. The shared fields (steps, batch, lr, seed, datasets) are checked by
+ * train/options.ts.
  */
-import type { CfmMethod, DataMatrix, TrainConfig, TrainHooks, TrainJob, TrainOutcome, TrainState } from '../cli/job';
-import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../cli/methods';
-import { getBackend, NonFiniteError, tensor } from '../engine';
+import type { CfmMethod, DataMatrix, FamilyTrainer, TrainConfig, TrainingRun, TrainState } from '../train/contract';
+import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../train/methods';
+import { TRAIN_DEFAULTS } from '../train/options';
+import { NonFiniteError, tensor } from '../engine';
 import { Rng } from '../engine/philox';
 import { getDataset } from '../datasets/toy2d';
 import { logLikelihood } from './likelihood';
@@ -31,8 +34,8 @@ import { getMatcher, MATCHERS } from './matchers';
 import { meanOf, normalizedPathEnergy, w2 } from './metrics';
 import { MLP_ACTIVATIONS, mlpLayout, mlpShapes, offsetOf, paramCount, VectorField, type MlpConfig } from './mlp';
 import { odeSolve, SOLVERS, type Solver } from './ode';
-import { exactPairs, type OtSolver, type Pairing } from './ot';
-import { CfmStepper, LOSS_SLOTS, type StepMode } from './step';
+import { exactPairs, SINKHORN_DEFAULTS, type OtSolver, type Pairing } from './ot';
+import { CfmStepper, type StepMode } from './step';
 import type { MlpActivation } from '../kernels/ode';
 
 /** Everything a CFM run is defined by, defaults filled in (stored in the checkpoint). */
@@ -118,20 +121,19 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
   if (cfg.data && (cfg.data.n < 1 || cfg.data.data.length !== cfg.data.n * cfg.data.dim)) throw new RangeError(`data: ${cfg.data.data.length} values do not make ${cfg.data.n} rows of ${cfg.data.dim}`);
   if (!cfg.data && !cfg.target) throw new RangeError('CFM training needs a target dataset or data');
   if (cfg.target) getDataset(cfg.target);
-  const source = matcher.usesSource ? cfg.source ?? 'gaussian' : null;
+  const source = matcher.usesSource ? cfg.source ?? TRAIN_DEFAULTS.source : null;
   if (!matcher.usesSource && cfg.source && cfg.source !== 'gaussian') throw new RangeError(`source: fm starts from N(0, I); got "${cfg.source}"`);
   if (source) getDataset(source);
   if (source && dim !== 2 && source !== 'gaussian') throw new RangeError(`source "${source}" is 2-D but the data has dimension ${dim}; use gaussian`);
-  if (!isInt(cfg.steps) || cfg.steps < 1) throw new RangeError(`steps must be a positive integer, got ${cfg.steps}`);
-  if (!isInt(cfg.batch) || cfg.batch < 2 || cfg.batch > 65536) throw new RangeError(`batch must be an integer in 2..65536, got ${cfg.batch}`);
-  if (!(cfg.lr > 0) || !Number.isFinite(cfg.lr)) throw new RangeError(`lr must be positive, got ${cfg.lr}`);
-  if (!Number.isSafeInteger(cfg.seed)) throw new RangeError(`seed must be an integer, got ${cfg.seed}`);
+  // Flow matching's own bound (the shared ones are train/options.ts's): the loss is a batch mean
+  // over paired rows, and an OT plan of one point is no coupling.
+  if (cfg.batch < 2) throw new RangeError(`batch: ${cfg.batch} is not accepted by flow matching; accepted: 2 or more`);
   const sigma = num(o, 'sigma', matcher.sigma, (x) => x >= 0 && (cfg.method !== 'sbcfm' || x > 0), cfg.method === 'sbcfm' ? 'a positive number' : 'a non-negative number');
   let coupling: CfmConfig['coupling'] = 'independent';
   if (matcher.coupling === 'ot') coupling = choice<OtSolver>(o, 'ot', 'exact', ['exact', 'sinkhorn']);
   else if (matcher.coupling === 'entropic') coupling = choice<OtSolver>(o, 'ot', 'sinkhorn', ['exact', 'sinkhorn']);
   else if (o.ot !== undefined) throw new RangeError(`option ot: ${cfg.method} uses independent pairs (only otcfm and sbcfm use an OT plan)`);
-  const reg = coupling === 'sinkhorn' ? num(o, 'reg', matcher.coupling === 'entropic' ? 2 * sigma * sigma : 0.05, (x) => x > 0, 'a positive number') : null;
+  const reg = coupling === 'sinkhorn' ? num(o, 'reg', matcher.coupling === 'entropic' ? 2 * sigma * sigma : SINKHORN_DEFAULTS.reg, (x) => x > 0, 'a positive number') : null;
   const pairing = choice<Pairing>(o, 'pairing', 'replacement', ['replacement', 'permutation']);
   if (coupling === 'sinkhorn' && cfg.batch > 2048) throw new RangeError(`batch ${cfg.batch}: the GPU Sinkhorn kernel holds at most 2048 points per side`);
   const hidden = widths(o);
@@ -153,12 +155,9 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
     coupling,
     reg,
     normalizeCost: bool(o, 'normalizeCost', false),
-    sinkhornMaxIter: num(o, 'sinkhornMaxIter', 1000, (x) => isInt(x) && x >= 1, 'a positive integer'),
-    // Defaults = the configuration of the README's quality table: ε-scaling (20 iterations a stage)
-    // and a 1e-3 L1 marginal error took a training step from 318 to 127 ms at reg 0.05 on raw
-    // costs (gaussian→moons, batch 256, SwiftShader), with the same fixed point.
-    sinkhornTol: num(o, 'sinkhornTol', 1e-3, (x) => x > 0, 'a positive number'),
-    sinkhornEpsScaling: num(o, 'sinkhornEpsScaling', 20, (x) => isInt(x) && x >= 0, 'a non-negative integer'),
+    sinkhornMaxIter: num(o, 'sinkhornMaxIter', SINKHORN_DEFAULTS.maxIter, (x) => isInt(x) && x >= 1, 'a positive integer'),
+    sinkhornTol: num(o, 'sinkhornTol', SINKHORN_DEFAULTS.tol, (x) => x > 0, 'a positive number'),
+    sinkhornEpsScaling: num(o, 'sinkhornEpsScaling', SINKHORN_DEFAULTS.epsScaling, (x) => isInt(x) && x >= 0, 'a non-negative integer'),
     pairing,
     hidden,
     activation,
@@ -257,7 +256,7 @@ function modelFrom(c: CfmConfig, params: TrainState['params']): VectorField {
   return new VectorField({ dim: c.dim, hidden: c.hidden, activation: c.activation }, paramsToFlat(c, params));
 }
 
-/** A CfmConfig from a checkpoint's stored config (what cfmJob returned as `config`). */
+/** A CfmConfig from a checkpoint's stored config (what resolveConfig returned). */
 export function configFrom(stored: Record<string, unknown>): CfmConfig {
   const c = stored as unknown as CfmConfig;
   if (!c || typeof c.method !== 'string' || !MATCHERS[c.method as CfmMethod] || !Array.isArray(c.hidden) || typeof c.dim !== 'number') {
@@ -323,140 +322,84 @@ export async function evaluateModel(vf: VectorField, c: CfmConfig, opts: { data?
   return { w2: w2gen, npe, nll: nllValue, nfe: sol.nfe, samples, targetSamples: xt, trajectories };
 }
 
-// ---- training ----
+// ---- training (the loop is train/driver.ts; this is the CFM part of it) ----
 
-async function trainState(vf: VectorField, stepper: CfmStepper, step: number, losses: { step: number; loss: number }[], c: CfmConfig): Promise<TrainState> {
-  return {
-    step,
-    params: await vf.params.read(),
-    adam: await stepper.adamState(),
-    extra: {
-      // Every random draw is a function of (seed, step): batches use Philox streams per step, the
-      // GPU matcher and Sinkhorn sampling use draw = step. These are the counters resume needs.
-      rng: 'philox-per-step',
-      dataStreams: { source: stepStream(step, 0), target: stepStream(step, 1), pairing: stepStream(step, 2) },
-      gpuDraw: step,
-      sinkhornDraw: c.coupling === 'sinkhorn' ? step : null,
-    },
-    losses: losses.slice(),
+function snapshot(vf: VectorField, stepper: CfmStepper, c: CfmConfig, step: () => number) {
+  return async () => {
+    const s = step();
+    return {
+      params: await vf.params.read(),
+      adam: await stepper.adamState(),
+      extra: {
+        // Every random draw is a function of (seed, step): batches use Philox streams per step, the
+        // GPU matcher and Sinkhorn sampling use draw = step. These are the counters resume needs.
+        rng: 'philox-per-step',
+        dataStreams: { source: stepStream(s, 0), target: stepStream(s, 1), pairing: stepStream(s, 2) },
+        gpuDraw: s,
+        sinkhornDraw: c.coupling === 'sinkhorn' ? s : null,
+      },
+    };
   };
 }
 
-/**
- * The error of a run whose guard was raised at 0-based step `bad` (engine/loss-ring.ts): names the
- * step as the losses count them (1-based) and what to try.
- */
-function divergedError(bad: number, losses: { step: number; loss: number }[], c: CfmConfig): NonFiniteError {
-  const last = losses[losses.length - 1];
-  const what = last && last.step === bad + 1 && !Number.isFinite(last.loss) ? `the loss is ${last.loss}` : 'a parameter became NaN or infinite';
-  return new NonFiniteError(`training diverged at step ${bad + 1}: ${what}. Try a lower --lr (this run: ${c.lr}), or check the data for very large values`, bad + 1, losses.slice());
-}
-
-async function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume?: TrainState): Promise<TrainOutcome> {
-  const c = resolveConfig(cfg);
-  const b = getBackend();
+async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resume?: TrainState): Promise<TrainingRun> {
+  const c = resolved as unknown as CfmConfig;
   const src = sourceSampler(c);
   const tgt = targetSampler(c, cfg.data);
   if (tgt.dim !== c.dim || (c.source && src.dim !== c.dim)) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
   const vf = new VectorField({ dim: c.dim, hidden: c.hidden, activation: c.activation }, new Rng(c.seed, STREAM.init));
-  const stepper = new CfmStepper(vf, {
-    method: c.method,
-    sigma: c.sigma,
-    batch: c.batch,
-    seed: c.seed,
-    mode: c.stepMode,
-    sinkhorn: c.coupling === 'sinkhorn' ? { opts: { reg: c.reg!, normalize: c.normalizeCost, maxIter: c.sinkhornMaxIter, tol: c.sinkhornTol, epsScaling: c.sinkhornEpsScaling }, pairing: c.pairing } : undefined,
-    adam: { lr: c.lr, weightDecay: c.weightDecay },
-  });
+  let stepper: CfmStepper | null = null;
   try {
-    let start = 0;
-    const losses: { step: number; loss: number }[] = [];
+    stepper = new CfmStepper(vf, {
+      method: c.method,
+      sigma: c.sigma,
+      batch: c.batch,
+      seed: c.seed,
+      mode: c.stepMode,
+      sinkhorn: c.coupling === 'sinkhorn' ? { opts: { reg: c.reg!, normalize: c.normalizeCost, maxIter: c.sinkhornMaxIter, tol: c.sinkhornTol, epsScaling: c.sinkhornEpsScaling }, pairing: c.pairing } : undefined,
+      adam: { lr: c.lr, weightDecay: c.weightDecay },
+    });
     if (resume) {
-      if (resume.step > c.steps) throw new RangeError(`resume: the checkpoint is at step ${resume.step}, beyond steps = ${c.steps}`);
       vf.params.load(resume.params);
       stepper.loadAdamState(resume.adam);
-      start = resume.step;
-      losses.push(...resume.losses);
     }
-    const interval = hooks.progressIntervalMs ?? 500;
-    const every = hooks.checkpointEvery ?? 0;
-    const t0 = performance.now();
-    let lastReport = t0;
-    let readUpTo = start;
-    // Reads the losses of the steps since the last read, and the guard: a non-finite loss or
-    // parameter ends the run here (NonFiniteError), before any checkpoint of that state is made.
-    const flushLosses = async (upTo: number) => {
-      if (upTo <= readUpTo) return null;
-      const { losses: vals, firstBad } = await stepper.readRing(readUpTo, upTo);
-      const keep = firstBad === null ? vals.length : Math.min(vals.length, firstBad - readUpTo + 1);
-      for (let k = 0; k < keep; k++) losses.push({ step: readUpTo + k + 1, loss: vals[k]! });
-      if (firstBad !== null) throw divergedError(firstBad, losses, c);
-      readUpTo = upTo;
-      return meanOf(vals);
-    };
-    // Timing excludes the first step of this run (pipeline compilation).
-    let timedFrom = -1;
-    let tTimed = 0;
-    let dTimed = 0;
-    for (let step = start; step < c.steps; step++) {
-      if (hooks.signal?.aborted) {
-        await flushLosses(step);
-        if (hooks.onCheckpoint) await hooks.onCheckpoint(await trainState(vf, stepper, step, losses, c));
-        throw hooks.signal.reason instanceof Error ? hooks.signal.reason : new Error('training aborted');
-      }
-      stepper.step(stepBatch(c, step, src, tgt), step);
-      if (step === start) {
-        await b.sync();
-        timedFrom = step + 1;
-        tTimed = performance.now();
-        dTimed = b.counters.dispatches;
-      }
-      const now = performance.now();
-      const done = step + 1;
-      // Read the loss ring at most every `interval` ms (and before it could wrap).
-      if (now - lastReport >= interval || done - readUpTo >= LOSS_SLOTS / 2 || done === c.steps) {
-        const m = await flushLosses(done);
-        lastReport = performance.now();
-        if (m !== null) hooks.onProgress?.({ step: done, steps: c.steps, loss: m, elapsedMs: lastReport - t0 });
-      }
-      if (every > 0 && done % every === 0 && done < c.steps && hooks.onCheckpoint) {
-        await flushLosses(done);
-        await hooks.onCheckpoint(await trainState(vf, stepper, done, losses, c));
-      }
-    }
-    await b.sync();
-    const timedSteps = timedFrom >= 0 ? c.steps - timedFrom : 0;
-    const msPerStep = timedSteps > 0 ? (performance.now() - tTimed) / timedSteps : NaN;
-    const dispatchesPerStep = timedSteps > 0 ? (b.counters.dispatches - dTimed) / timedSteps : NaN;
-    await flushLosses(c.steps);
-    const state = await trainState(vf, stepper, c.steps, losses, c);
-    if (hooks.onCheckpoint) await hooks.onCheckpoint(state);
-    const ev = await evaluateModel(vf, c, { data: cfg.data }).catch((e: unknown) => {
-      throw e instanceof NonFiniteError ? new NonFiniteError(e.message, c.steps, losses.slice()) : e;
-    });
-    const tail = losses.slice(-Math.min(100, losses.length));
-    return {
-      config: { ...c } as unknown as Record<string, unknown>,
-      state,
-      metrics: {
-        w2: ev.w2,
-        npe: ev.npe,
-        nll: ev.nll,
-        loss: tail.length ? meanOf(tail.map((l) => l.loss)) : NaN,
-        ms_per_step: msPerStep,
-        dispatches_per_step: dispatchesPerStep,
-      },
-      samples: { data: ev.samples, n: ev.samples.length / c.dim, dim: c.dim },
-      target: { data: ev.targetSamples, n: ev.targetSamples.length / c.dim, dim: c.dim },
-      trajectories: ev.trajectories,
-    };
-  } finally {
-    stepper.dispose();
+  } catch (e) {
+    stepper?.dispose();
     vf.dispose();
+    throw e;
   }
+  const st = stepper;
+  let at = resume?.step ?? 0;
+  return {
+    step(step) {
+      st.step(stepBatch(c, step, src, tgt), step);
+      at = step + 1;
+    },
+    readLosses: (from, to) => st.readRing(from, to),
+    snapshot: snapshot(vf, st, c, () => at),
+    divergenceAdvice: `Try a lower --lr (this run: ${c.lr}), or check the data for very large values`,
+    async evaluate() {
+      const ev = await evaluateModel(vf, c, { data: cfg.data });
+      return {
+        metrics: { w2: ev.w2, npe: ev.npe, nll: ev.nll },
+        samples: { data: ev.samples, n: ev.samples.length / c.dim, dim: c.dim },
+        target: { data: ev.targetSamples, n: ev.targetSamples.length / c.dim, dim: c.dim },
+        trajectories: ev.trajectories,
+      };
+    },
+    dispose() {
+      st.dispose();
+      vf.dispose();
+    },
+  };
 }
 
-export const cfmJob: TrainJob = { run: train };
+/** The flow-matching family for the training driver (train/driver.ts). */
+export const cfmTrainer: FamilyTrainer = {
+  family: 'cfm',
+  resolveConfig: (cfg) => ({ ...resolveConfig(cfg) }),
+  prepare,
+};
 
 // ---- sample / eval (the CLI's `sample` and `eval`) ----
 
@@ -500,14 +443,14 @@ export async function evalCfm(config: Record<string, unknown>, params: TrainStat
   }
 }
 
-/** cli/methods.ts MethodImpl.sample for CFM checkpoints. */
+/** train/methods.ts MethodImpl.sample for CFM checkpoints. */
 export async function cfmSample(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult> {
   const c = configFrom(ckpt.config);
   const r = await sampleCfm(ckpt.config, ckpt.params, opts.n, opts.solver ?? 'rk4', opts.solverSteps ?? 100, opts.seed, opts.trajectoryTimes ?? 0);
   return { samples: { data: r.samples, n: opts.n, dim: c.dim }, trajectories: r.trajectories.length ? r.trajectories : undefined, nfe: r.nfe };
 }
 
-/** cli/methods.ts MethodImpl.evaluate for CFM checkpoints. */
+/** train/methods.ts MethodImpl.evaluate for CFM checkpoints. */
 export async function cfmEvaluate(ckpt: ModelCheckpoint, opts: EvalOptions): Promise<EvalResult> {
   const r = await evalCfm(ckpt.config, ckpt.params, opts.target, { data: opts.data, n: opts.n, seed: opts.seed, solver: opts.solver, solverSteps: opts.solverSteps, source: opts.source });
   return { w2: r.w2, npe: r.npe, nll: r.nll, nfe: r.nfe };

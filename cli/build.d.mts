@@ -1,5 +1,4 @@
 // Types of cli/build.mjs (plain JS so that bin/wgflow.js can use it before anything is compiled).
-export declare const OPTIONAL_MODULES: string[];
 export interface BuildCachedOptions {
   root: string;
   entry: string;
@@ -11,4 +10,4 @@ export interface BuildCachedOptions {
 export declare function buildCached(opts: BuildCachedOptions): Promise<string>;
 export declare function shortHash(...parts: string[]): string;
 export declare function cacheDir(root: string): string;
-export declare function wgflowPlugin(root: string, state: { missing: string[] }, opts?: { jobsOverride?: string; browser?: boolean }): unknown;
+export declare function wgflowPlugin(root: string, opts?: { jobsOverride?: string; browser?: boolean }): unknown;

@@ -3,8 +3,7 @@
 // TypeScript has been compiled.
 //
 // Caching: a bundle is rebuilt only when one of the files it was built from changed (size or
-// mtime), when a module that was missing at build time (a trainer still being written) has
-// appeared, or when the esbuild version or build key changed. The check is a stat() per input file,
+// mtime), or when the esbuild version or build key changed. The check is a stat() per input file,
 // a few milliseconds, so `wgflow --help` starts fast from a warm cache and a fresh clone builds on
 // first use.
 
@@ -12,42 +11,23 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-/**
- * Trainer modules that may not exist yet in a checkout (they are written in parallel with the CLI).
- * An import of one of them that does not resolve is replaced by a stub whose exports are undefined;
- * cli/jobs.ts turns that into "method X is not available in this build" at run time.
- */
-export const OPTIONAL_MODULES = ['cfm/train', 'flows/train'];
-
 const NODE_BUILTIN = /^(node:|(assert|buffer|child_process|cluster|crypto|dgram|dns|events|fs|fs\/promises|http|http2|https|module|net|os|path|perf_hooks|process|querystring|readline|stream|string_decoder|timers|tls|tty|url|util|v8|vm|worker_threads|zlib)$)/;
 
 /**
- * esbuild plugin: optional trainer modules (stubbed when missing) and the WGFLOW_JOBS test seam
- * (replaces cli/jobs.ts by another module exporting the same API, e.g. a fake trainer for tests).
- * Records what it stubbed in `state.missing` (absolute paths that must keep not existing).
+ * esbuild plugin: the WGFLOW_JOBS test seam (replaces cli/jobs.ts by another module exporting the
+ * same API, e.g. a fake trainer for tests) and, for the browser, Node built-ins left as imports.
  */
-export function wgflowPlugin(root, state, opts = {}) {
+export function wgflowPlugin(root, opts = {}) {
   const jobsFile = path.join(root, 'cli', 'jobs.ts');
-  const optional = new Set(OPTIONAL_MODULES.map((m) => path.join(root, m)));
   return {
     name: 'wgflow',
     setup(build) {
-      build.onResolve({ filter: /^\.\.?\// }, async (args) => {
-        if (args.pluginData?.wgflowSkip) return undefined;
-        const target = path.resolve(args.resolveDir, args.path).replace(/\.(ts|js|mjs)$/, '');
-        if (opts.jobsOverride && target === jobsFile.replace(/\.ts$/, '')) {
-          return { path: path.resolve(opts.jobsOverride) };
-        }
-        if (!optional.has(target)) return undefined;
-        const r = await build.resolve(args.path, { importer: args.importer, resolveDir: args.resolveDir, kind: args.kind, pluginData: { wgflowSkip: true } });
-        if (r.errors.length === 0) return r;
-        state.missing.push(...['.ts', '.js', '/index.ts'].map((ext) => target + ext));
-        return { path: target, namespace: 'wgflow-missing' };
-      });
-      build.onLoad({ filter: /.*/, namespace: 'wgflow-missing' }, (args) => ({
-        contents: `export const __missing = ${JSON.stringify(path.relative(root, args.path) + '.ts')};`,
-        loader: 'js',
-      }));
+      if (opts.jobsOverride) {
+        build.onResolve({ filter: /^\.\.?\// }, (args) => {
+          const target = path.resolve(args.resolveDir, args.path).replace(/\.(ts|js|mjs)$/, '');
+          return target === jobsFile.replace(/\.ts$/, '') ? { path: path.resolve(opts.jobsOverride) } : undefined;
+        });
+      }
       if (opts.browser) {
         // Node built-ins stay imports: dynamic `import('node:fs')` behind a runtime check is how the
         // engine reaches Node APIs. browser/bundle.ts rejects static ones when the page is loaded.
@@ -75,7 +55,6 @@ function stampOk(outfile, stampFile, key, esbuildVersion) {
     }
     if (st.size !== size || st.mtimeMs !== mtime) return false;
   }
-  for (const file of stamp.missing) if (existsSync(file)) return false;
   return true;
 }
 
@@ -86,11 +65,10 @@ function stampOk(outfile, stampFile, key, esbuildVersion) {
 export async function buildCached(opts) {
   const { root, entry, outfile, platform } = opts;
   const stampFile = `${outfile}.stamp.json`;
-  const key = JSON.stringify({ entry, platform, jobsOverride: opts.jobsOverride ?? null, key: opts.key ?? null, version: 3 });
+  const key = JSON.stringify({ entry, platform, jobsOverride: opts.jobsOverride ?? null, key: opts.key ?? null, version: 4 });
   if (stampOk(outfile, stampFile, key, null)) return outfile;
 
   const esbuild = await import('esbuild');
-  const state = { missing: [] };
   const browser = platform === 'browser';
   let result;
   try {
@@ -108,7 +86,7 @@ export async function buildCached(opts) {
       sourcemap: 'inline',
       sourcesContent: false,
       logLevel: 'silent',
-      plugins: [wgflowPlugin(root, state, { jobsOverride: opts.jobsOverride, browser })],
+      plugins: [wgflowPlugin(root, { jobsOverride: opts.jobsOverride, browser })],
       banner: browser
         ? undefined
         : { js: "import { createRequire as __wgflowCreateRequire } from 'node:module'; const require = __wgflowCreateRequire(import.meta.url);" },
@@ -136,7 +114,7 @@ export async function buildCached(opts) {
       /* vanished meanwhile: the next run rebuilds */
     }
   }
-  const stamp = { key, esbuild: esbuild.version, inputs, missing: state.missing };
+  const stamp = { key, esbuild: esbuild.version, inputs };
   const tmpStamp = `${stampFile}.${process.pid}.tmp`;
   writeFileSync(tmpStamp, JSON.stringify(stamp));
   renameSync(tmpStamp, stampFile);

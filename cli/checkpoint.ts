@@ -22,7 +22,7 @@
 import { decodeSafetensors, encodeSafetensors, type Tensor } from '../io/safetensors';
 import { nodeFs, writeFileAtomic } from '../io/atomic';
 import { quote } from '../io/quote';
-import type { TrainState } from './job';
+import type { TrainState } from '../train/contract';
 
 export const CHECKPOINT_FORMAT = 'wgflow.checkpoint/1';
 export const ADAM_M = 'optimizer.adam.m';

@@ -6,8 +6,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadDataFile } from '../datasets/files';
 import { UsageError, type FlagSpec, type Parsed } from './args';
-import type { DataMatrix, Method, TrainConfig } from './job';
-import { familyOf } from './methods';
+import type { DataMatrix, Method, TrainConfig } from '../train/contract';
+import { familyOf } from '../train/methods';
+import { TRAIN_DEFAULTS, usesSource } from '../train/options';
 
 export { ALL_METHODS, MODEL_FLAGS, checkDataset } from './flags';
 import { checkDataset, checkOptionBounds } from './flags';
@@ -44,12 +45,13 @@ export function optionsFrom(values: Record<string, unknown>): Record<string, unk
 }
 
 /**
- * Method, source, target/data, batch, lr, seed and options from flags with the defaults of SPEC §4.
+ * Method, source, target/data, batch, lr, seed and options from flags with the shared defaults
+ * (train/options.ts TRAIN_DEFAULTS, the library's too).
  * `steps` must be resolved by the caller (it depends on the runtime).
  */
 export function resolveModel(p: Parsed, steps: number): ResolvedModel {
   const v = p.values;
-  const method = (v.method as Method | undefined) ?? 'otcfm';
+  const method = (v.method as Method | undefined) ?? TRAIN_DEFAULTS.method;
   const family = familyOf(method);
   if (p.given.has('source') && family === 'flow') {
     throw new UsageError(`--source: not used by the normalizing flow ${method} (its base distribution is N(0, I)); leave --source out`);
@@ -65,9 +67,9 @@ export function resolveModel(p: Parsed, steps: number): ResolvedModel {
     throw new UsageError(`--${flag}: a flow-matching option, not used by the normalizing flow ${method}`);
   }
   if (p.given.has('ot') && method !== 'otcfm' && method !== 'sbcfm') throw new UsageError(`--ot: only otcfm and sbcfm use an OT plan (method is ${method})`);
-  const source = family === 'cfm' && method !== 'fm' ? checkDataset('source', (v.source as string | undefined) ?? '8gaussians') : null;
+  const source = usesSource(method) ? checkDataset('source', (v.source as string | undefined) ?? TRAIN_DEFAULTS.source) : null;
   const dataFile = (v.data as string | undefined) ?? null;
-  const target = dataFile ? null : checkDataset('target', (v.target as string | undefined) ?? (family === 'cfm' ? 'moons' : 'ffjord-moons'));
+  const target = dataFile ? null : checkDataset('target', (v.target as string | undefined) ?? TRAIN_DEFAULTS.target[family]);
   const options = optionsFrom(v);
   checkOptionBounds(options);
   const data = dataFile ? loadData(dataFile) : undefined;
@@ -77,9 +79,9 @@ export function resolveModel(p: Parsed, steps: number): ResolvedModel {
     target,
     data_file: dataFile,
     steps,
-    batch: (v.batch as number | undefined) ?? 256,
-    lr: (v.lr as number | undefined) ?? 1e-3,
-    seed: (v.seed as number | undefined) ?? 0,
+    batch: (v.batch as number | undefined) ?? TRAIN_DEFAULTS.batch,
+    lr: (v.lr as number | undefined) ?? TRAIN_DEFAULTS.lr,
+    seed: (v.seed as number | undefined) ?? TRAIN_DEFAULTS.seed,
     options,
   };
   return { stored, config: toTrainConfig(stored, data) };

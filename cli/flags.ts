@@ -7,15 +7,10 @@
 import { DATASETS } from '../datasets/toy2d';
 import { quote } from '../io/quote';
 import { UsageError, suggest, type FlagKind, type FlagSpec } from './args';
-import { CFM_METHODS, FLOW_METHODS, type Method } from './job';
+import { ALL_METHODS, MAX_BATCH, MAX_SEED, MIN_BATCH } from '../train/options';
 
-export const ALL_METHODS: readonly Method[] = [...CFM_METHODS, ...FLOW_METHODS];
-
-/**
- * Largest --batch. Why: the CFM step kernels take at most 65 536 rows, and beyond it a flow's
- * activations alone outgrow a GPU's storage buffers (a RealNVP at batch 1 048 576 reached 6.3 GB).
- */
-export const MAX_BATCH = 65536;
+// The shared training options' bounds are train/options.ts's (the library checks the same ones).
+export { ALL_METHODS, MAX_BATCH };
 /** Most hidden layers of a network (--option hidden=…): the flows' limit, also applied to CFM. */
 export const MAX_HIDDEN_LAYERS = 16;
 /** Widest hidden layer of a CFM vector field (cfm/train.ts enforces it). */
@@ -31,7 +26,7 @@ export const MAX_POINTS = 1 << 24;
 /** Most ODE solver steps (--solver-steps). */
 export const MAX_SOLVER_STEPS = 100_000;
 
-export const SEED_KIND: FlagKind = { type: 'int', min: 0, max: 2 ** 32 - 1 };
+export const SEED_KIND: FlagKind = { type: 'int', min: 0, max: MAX_SEED };
 
 /** Flags shared by train and serve: the model, the data and the optimiser. */
 export const MODEL_FLAGS: FlagSpec[] = [
@@ -43,7 +38,7 @@ export const MODEL_FLAGS: FlagSpec[] = [
   { name: 'ot', kind: { type: 'enum', values: ['exact', 'sinkhorn'] } },
   { name: 'option', kind: { type: 'keyvalue' }, repeatable: true },
   { name: 'steps', kind: { type: 'int', min: 1 } },
-  { name: 'batch', kind: { type: 'int', min: 1, max: MAX_BATCH } },
+  { name: 'batch', kind: { type: 'int', min: MIN_BATCH, max: MAX_BATCH } },
   { name: 'lr', kind: { type: 'number', positive: true } },
   { name: 'seed', kind: SEED_KIND },
 ];

@@ -1,7 +1,7 @@
 /** The --help texts (SPEC §4). */
 import { DATA_MAX_ABS } from '../datasets/files';
 import { MAX_BATCH, MAX_CFM_WIDTH, MAX_FLOW_LAYERS, MAX_FLOW_WIDTH, MAX_HIDDEN_LAYERS, MAX_POINTS, MAX_SOLVER_STEPS, MEMORY_BOUND } from './flags';
-import { CFM_METHODS, FLOW_METHODS } from './job';
+import { CFM_METHODS, FLOW_METHODS } from '../train/contract';
 
 const GIB = MEMORY_BOUND / 2 ** 30;
 

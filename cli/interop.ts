@@ -18,7 +18,7 @@ import { decodeSafetensors, encodeSafetensors } from '../io/safetensors';
 import { nodeFs, writeFileAtomic } from '../io/atomic';
 import { UsageError, parseFlags, type FlagSpec } from './args';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
-import { CFM_METHODS, type CfmMethod } from './job';
+import { CFM_METHODS, type CfmMethod } from '../train/contract';
 import { type CliContext, displayPath } from './util';
 
 /** What a state dict written by `wgflow export` says about itself in its metadata. */

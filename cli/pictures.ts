@@ -5,7 +5,7 @@
  */
 import { encodePng } from '../io/png';
 import { Canvas, autoBounds, densityImage, niceTicks, scatterPlot, textWidth, trajectoryPlot, type Bounds, type Image } from '../io/plot';
-import type { DataMatrix, TrainOutcome } from './job';
+import type { DataMatrix, TrainOutcome } from '../train/contract';
 
 export const COLORS = {
   target: [140, 140, 150, 90] as [number, number, number, number],

@@ -2,7 +2,7 @@
  * Training progress on the terminal: a redrawn bar on a TTY (step, loss, steps/s, ETA), plain lines
  * when the output is a file or a pipe, and JSON lines with --json.
  */
-import type { Progress } from './job';
+import type { Progress } from '../train/contract';
 
 export type ProgressMode = 'tty' | 'plain' | 'json';
 

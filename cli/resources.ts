@@ -12,8 +12,8 @@
 import { defaultLayers } from '../flows/build';
 import { UsageError } from './args';
 import { MEMORY_BOUND } from './flags';
-import type { FlowMethod, TrainConfig } from './job';
-import { familyOf } from './methods';
+import type { FlowMethod, TrainConfig } from '../train/contract';
+import { familyOf } from '../train/methods';
 
 export { MEMORY_BOUND };
 

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { UsageError } from './args';
 import { buildCached, cacheDir, shortHash } from './build.mjs';
-import type { JobsModule } from './methods';
+import type { JobsModule } from '../train/methods';
 import type { TaskArgs, TaskMessage } from './tasks';
 
 export interface RunnerContext {

@@ -13,15 +13,14 @@
  * field and what is accepted. Browser-safe (cli/jobs.ts bundles it into the page too).
  */
 import { mlpShapes } from '../cfm/mlp';
-import * as cfmTrain from '../cfm/train';
-import type { CfmConfig } from '../cfm/train';
+import { resolveConfig as resolveCfmConfig, type CfmConfig } from '../cfm/train';
 import { resolveArch } from '../flows/build';
 import type { FlowRunConfig } from '../flows/train';
 import { quote } from '../io/quote';
 import { checkValue, UsageError, type FlagKind } from './args';
 import { ALL_METHODS, MAX_CFM_WIDTH, MAX_HIDDEN_LAYERS, checkDataset, checkOptionBounds, flagKind } from './flags';
-import { CFM_METHODS, FLOW_METHODS, type Method, type TrainConfig, type TrainState } from './job';
-import { SOLVERS, familyOf } from './methods';
+import { CFM_METHODS, FLOW_METHODS, type Method, type TrainConfig, type TrainState } from '../train/contract';
+import { SOLVERS, familyOf } from '../train/methods';
 
 /** The command line's part of a run (metadata "train_config"), as cli/config.ts writes it. */
 export interface StoredTrainConfig {
@@ -204,11 +203,9 @@ export function checkCfmConfig(raw: Record<string, unknown>, params: Params): Cf
   };
   f.flag('sigma', flagKind('sigma'));
   if (dataName !== null) cfg.data = { data: new Float32Array(dim), n: 1, dim };
-  const resolve = (cfmTrain as { resolveConfig?: (c: TrainConfig) => CfmConfig }).resolveConfig;
-  if (typeof resolve !== 'function') throw new Error('cfm/train.ts is not part of this build: cannot check a flow-matching config');
   let resolved: CfmConfig;
   try {
-    resolved = resolve(cfg);
+    resolved = resolveCfmConfig(cfg);
   } catch (e) {
     // "option step: …" → the stored field's name.
     const msg = (e as Error).message.replace(/^option (\w+):/, (_, k: string) => `field "${Object.keys(CFM_OPTION_OF).find((s) => CFM_OPTION_OF[s] === k) ?? k}":`);

@@ -6,8 +6,8 @@
 import { DeviceLostError, init, NonFiniteError } from '../engine';
 import type { AdapterReport } from '../engine';
 import type { WebGPUBackend } from '../engine/webgpu-backend';
-import type { DataMatrix, Method, Progress, TrainConfig, TrainOutcome, TrainState } from './job';
-import type { EvalResult, JobsModule, MethodImpl, ModelCheckpoint, SampleOptions } from './methods';
+import type { DataMatrix, Method, Progress, TrainConfig, TrainOutcome, TrainState } from '../train/contract';
+import type { EvalResult, JobsModule, MethodImpl, ModelCheckpoint, SampleOptions } from '../train/methods';
 import { renderPictures, type Pictures } from './pictures';
 import { checkAdapterLimits, estimateTraining } from './resources';
 

@@ -11,7 +11,7 @@ import { checkMemoryBound, estimateTraining } from './resources';
 import { checkResumableState, checkTrainConfig } from './stored-config';
 import { BROWSER_FLAGS, MODEL_FLAGS, defaultOutDir, mergeResume, resolveModel, type StoredTrainConfig } from './config';
 import { DEFAULT_STEPS_GPU, DEFAULT_STEPS_SOFTWARE, TRAIN_HELP } from './help';
-import type { TrainState } from './job';
+import type { TrainState } from '../train/contract';
 import { ProgressView } from './progress';
 import { checkPictures, outputPath, writeOutput } from './outputs';
 import { METHOD_NAMES, renderReport, type RunResult } from './report';

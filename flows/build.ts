@@ -18,8 +18,8 @@
  */
 import { Rng } from '../engine/philox';
 import type { Activation } from '../engine/prims';
-import type { FlowMethod } from '../cli/job';
-import { FLOW_METHODS } from '../cli/job';
+import type { FlowMethod } from '../train/contract';
+import { FLOW_METHODS } from '../train/contract';
 import { ActNorm } from './actnorm';
 import { DiagNormal, StandardNormal, type BaseDistribution } from './base';
 import type { Bijection } from './bijection';

@@ -1,7 +1,8 @@
 /**
  * wgflow normalizing flows: bijections (forward = normalizing direction, both directions
  * differentiable), base distributions, the Flow object, architectures for the CLI methods, and
- * maximum-likelihood training (the `flowJob` TrainJob) with sampling/evaluation helpers.
+ * the flows family of the training driver (`flowTrainer`; train/driver.ts runs it) with
+ * sampling/evaluation helpers.
  */
 export type { Bijection, Forward, Inverse } from './bijection';
 export { ParamStore, type HostParams } from './params';
@@ -17,6 +18,6 @@ export { Flow } from './flow';
 export { inverse, luDecompose, randomOrthogonal } from './linalg';
 export { buildFlow, resolveArch, DEFAULT_LAYERS, defaultLayers, type FlowArch } from './build';
 export {
-  flowJob, trainFlow, sampleFlow, evalFlow, flowFromCheckpoint, densityGrid, drawSamples, meanNll,
+  flowTrainer, sampleFlow, evalFlow, flowFromCheckpoint, densityGrid, drawSamples, meanNll,
   validateData, learningRate, readRunConfig, type FlowRunConfig, type Standardize,
 } from './train';

@@ -1,6 +1,8 @@
 /**
- * Maximum-likelihood training of normalizing flows (cli/job.ts TrainJob contract), and the
- * sampling/evaluation helpers the CLI uses on saved checkpoints.
+ * Maximum-likelihood training of normalizing flows: the flows family of the training driver
+ * (`flowTrainer`: config resolution, the step, evaluation; the loop, loss readback, guard,
+ * checkpoints, abort and timing are train/driver.ts), and the sampling/evaluation helpers used on
+ * saved checkpoints.
  *
  * Data: `cfg.target` names a 2-D toy set (SPEC §2; a fresh batch per step from a Philox stream
  * keyed by (seed, step), a fixed held-out test set from its own stream) or `cfg.data` is a user
@@ -9,13 +11,10 @@
  * standardised data and every reported NLL is converted back to the original units
  * (NLL_x = NLL_standardised + Σ log std).
  *
- * Loop (one flush per step, no readback inside it): upload the batch, loss = −mean log p(x) on the
- * tape, Adam (one pack + one update dispatch), the loss into its slot of a GPU ring with the
- * non-finite guard (engine/loss-ring.ts: one dispatch); every `progressIntervalMs` (and at least
- * every LOSS_SLOTS / 2 steps) the ring is read: the losses are recorded per step, so two runs of one
- * seed record the same numbers, and a NaN/Inf loss or parameter stops the run (NonFiniteError)
- * before any checkpoint of that state. A data-
- * dependent initialisation (ActNorm) runs once before the first step on a batch of ≤ 2 048 rows.
+ * A step (one flush, no readback): upload the batch, loss = −mean log p(x) on the tape, Adam (one
+ * pack + one update dispatch), the loss into its slot of the GPU loss ring with the non-finite
+ * guard (engine/loss-ring.ts: one dispatch). A data-dependent initialisation (ActNorm) runs once
+ * before the first step on a batch of ≤ 2 048 rows.
  * Option `chunk` (default: off) evaluates a batch in chunks of that many rows inside one gradient
  * (loss = −Σ_chunks Σ log p / B, the same gradient): it was a workaround for workgroup-tree bias
  * reductions over > 128 rows, which were very slow on SwiftShader before kernels/reduce.ts went
@@ -24,21 +23,19 @@
  * default) or constant. The batch of step s depends only on (seed, s), so a resumed run sees the
  * same batches as an uninterrupted one.
  *
- * `hooks.signal` aborted: training stops after the current step and the run is evaluated and
- * returned as usual, its state at the step reached (so it can be resumed).
- *
  * Options (cfg.options): layers, hidden, activation, scaleBound, linear ('lu' | 'dense', glow),
- * base ('standard' | 'diag'), actnorm (true), schedule ('cosine' | 'constant'), testSize (toy test
- * set, 10 000), testFraction (file data, 0.1), grid (density picture cells per side, 128), w2
- * (compute W2 against target samples, true), chunk (rows per gradient chunk, off).
+ * base ('standard' | 'diag'), actnorm (true), contextDim (flows/build.ts ARCH_OPTIONS), schedule
+ * ('cosine' | 'constant'), testSize (toy test set, 10 000), testFraction (file data, 0.1), grid
+ * (density picture cells per side, 128), w2 (compute W2 against target samples, true), chunk (rows
+ * per gradient chunk, off). Unknown options are an error naming the accepted ones.
  */
-import { add, Adam, affine, getBackend, GpuRng, LossRing, LOSS_SLOTS, mean, neg, noGrad, NonFiniteError, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
+import { add, Adam, affine, getBackend, GpuRng, LossRing, mean, neg, noGrad, NonFiniteError, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
 import { Rng } from '../engine/philox';
-import { FLOW_METHODS, type DataMatrix, type TrainConfig, type TrainHooks, type TrainJob, type TrainOutcome, type TrainState } from '../cli/job';
-import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../cli/methods';
+import { FLOW_METHODS, type DataMatrix, type Evaluation, type FamilyTrainer, type TrainConfig, type TrainingRun, type TrainState } from '../train/contract';
+import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../train/methods';
 import { getDataset, type Sampler } from '../datasets/toy2d';
 import { wassersteinW2 } from '../cfm/metrics/w2';
-import { buildFlow, resolveArch, type FlowArch } from './build';
+import { ARCH_OPTIONS, buildFlow, resolveArch, type FlowArch } from './build';
 import type { Flow } from './flow';
 
 /** Stream numbers of the Philox generators (seeded by cfg.seed). */
@@ -92,19 +89,6 @@ function numOption(o: Record<string, unknown>, key: string, def: number, ok: (v:
   const v = Number(o[key]);
   if (!Number.isFinite(v) || !ok(v)) throw new Error(`flow option ${key}: ${JSON.stringify(o[key])} is not accepted; accepted: ${accepted}`);
   return v;
-}
-
-function checkTrainConfig(cfg: TrainConfig): void {
-  if (!cfg || typeof cfg !== 'object') throw new Error('flow training: missing configuration');
-  const n = (k: string, v: unknown, ok: (x: number) => boolean, acc: string) => {
-    if (typeof v !== 'number' || !ok(v)) throw new Error(`flow training: ${k} = ${String(v)} is not accepted; accepted: ${acc}`);
-  };
-  n('steps', cfg.steps, (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer');
-  n('batch', cfg.batch, (x) => Number.isInteger(x) && x >= 1 && x <= 1 << 20, 'an integer from 1 to 1048576');
-  n('lr', cfg.lr, (x) => Number.isFinite(x) && x > 0, 'a positive number');
-  n('seed', cfg.seed, (x) => Number.isSafeInteger(x), 'an integer');
-  if (cfg.data && cfg.target) throw new Error('flow training: give either a target dataset or data, not both');
-  if (!cfg.data && !cfg.target) throw new Error('flow training: needs a target dataset (--target NAME) or data (--data FILE)');
 }
 
 interface Prepared {
@@ -358,35 +342,55 @@ export function learningRate(schedule: 'cosine' | 'constant', lr: number, step: 
   return 0.5 * lr * (1 + Math.cos((Math.PI * Math.min(step, steps)) / steps));
 }
 
-/** Mean of the last ≤ 100 recorded losses (per step, so it does not depend on when they were read). */
-function tailMean(losses: { step: number; loss: number }[]): number {
-  const tail = losses.slice(-100);
-  return tail.length ? tail.reduce((a, l) => a + l.loss, 0) / tail.length : NaN;
+/** Options of the flow trainer itself (the architecture's are flows/build.ts ARCH_OPTIONS). */
+const TRAIN_OPTIONS = ['schedule', 'testSize', 'testFraction', 'grid', 'w2', 'chunk'] as const;
+
+interface FlowTrainOptions {
+  schedule: 'cosine' | 'constant';
+  testSize: number;
+  testFraction: number;
+  grid: number;
+  w2: boolean;
+  chunk: number;
 }
 
-export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume?: TrainState): Promise<TrainOutcome> {
-  checkTrainConfig(cfg);
-  if (!(FLOW_METHODS as readonly string[]).includes(cfg.method)) throw new Error(`flow training: method "${cfg.method}" is not a flow method`);
+function trainOptions(cfg: TrainConfig): FlowTrainOptions {
   const o = cfg.options ?? {};
+  const accepted = [...TRAIN_OPTIONS, ...ARCH_OPTIONS];
+  for (const k of Object.keys(o)) if (!(accepted as readonly string[]).includes(k)) throw new Error(`unknown flow option "${k}"; accepted: ${accepted.join(', ')}`);
   const schedule = (o.schedule ?? 'cosine') as 'cosine' | 'constant';
   if (schedule !== 'cosine' && schedule !== 'constant') throw new Error(`flow option schedule: ${JSON.stringify(o.schedule)} is not accepted; accepted: cosine, constant`);
-  const testSize = numOption(o, 'testSize', 10000, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
-  const testFraction = numOption(o, 'testFraction', 0.1, (v) => v > 0 && v < 1, 'a number in (0, 1)');
-  const grid = numOption(o, 'grid', 128, (v) => Number.isInteger(v) && v >= 2 && v <= 1024, 'an integer from 2 to 1024');
-  const withW2 = o.w2 === undefined ? true : o.w2 === true || o.w2 === 'true';
-  const chunk = numOption(o, 'chunk', cfg.batch, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
+  if (o.w2 !== undefined && ![true, false, 'true', 'false'].includes(o.w2 as string)) throw new Error(`flow option w2: ${JSON.stringify(o.w2)} is not accepted; accepted: true, false`);
+  return {
+    schedule,
+    testSize: numOption(o, 'testSize', 10000, (v) => Number.isInteger(v) && v >= 1, 'a positive integer'),
+    testFraction: numOption(o, 'testFraction', 0.1, (v) => v > 0 && v < 1, 'a number in (0, 1)'),
+    grid: numOption(o, 'grid', 128, (v) => Number.isInteger(v) && v >= 2 && v <= 1024, 'an integer from 2 to 1024'),
+    w2: o.w2 === undefined ? true : o.w2 === true || o.w2 === 'true',
+    chunk: numOption(o, 'chunk', cfg.batch, (v) => Number.isInteger(v) && v >= 1, 'a positive integer'),
+  };
+}
 
-  const data = prepareData(cfg, testSize, testFraction);
-  const arch = resolveArch(cfg.method, data.dim, o, cfg.seed);
+/** The resolved run configuration (stored in checkpoints); `data` is the prepared data it was resolved with. */
+function resolveFlow(cfg: TrainConfig): { config: FlowRunConfig; data: Prepared; opts: FlowTrainOptions } {
+  if (!(FLOW_METHODS as readonly string[]).includes(cfg.method)) throw new Error(`flow training: method "${cfg.method}" is not a flow method`);
+  const opts = trainOptions(cfg);
+  const data = prepareData(cfg, opts.testSize, opts.testFraction);
+  const arch = resolveArch(cfg.method, data.dim, cfg.options ?? {}, cfg.seed);
   const config: FlowRunConfig = {
     family: 'flow', method: arch.method, source: null, target: cfg.data ? null : cfg.target,
     data: cfg.data ? { n: cfg.data.n, dim: cfg.data.dim } : null, dim: data.dim,
-    steps: cfg.steps, batch: cfg.batch, lr: cfg.lr, seed: cfg.seed, schedule, testSize, testFraction,
-    arch, standardize: data.standardize, options: { ...o },
+    steps: cfg.steps, batch: cfg.batch, lr: cfg.lr, seed: cfg.seed, schedule: opts.schedule, testSize: opts.testSize, testFraction: opts.testFraction,
+    arch, standardize: data.standardize, options: { ...(cfg.options ?? {}) },
   };
+  return { config, data, opts };
+}
+
+async function prepare(cfg: TrainConfig, _resolved: Record<string, unknown>, resume?: TrainState): Promise<TrainingRun> {
+  // Resolved again for the prepared data (the split and standardisation), which the config only summarises.
+  const { config, data, opts } = resolveFlow(cfg);
+  const arch = config.arch;
   const offset = logStdSum(data.standardize);
-  // What to try when training diverges (the affine couplings' scales are bounded by scaleBound).
-  const advice = `Try a lower --lr (this run: ${cfg.lr})${['realnvp', 'glow', 'maf'].includes(arch.method) ? ` or a smaller --option scaleBound=… (this run: ${arch.scaleBound})` : ''}`;
   const b = getBackend();
   const flow = buildFlow(arch);
   let adam: Adam | null = null;
@@ -396,61 +400,33 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
     if (!paramSet) throw new Error(`method ${arch.method}: the flow has no trainable parameters`);
     adam = new Adam(paramSet, { lr: cfg.lr });
     ring = new LossRing();
-    let step = 0;
-    const losses: { step: number; loss: number }[] = [];
     if (resume) {
-      if (!Number.isInteger(resume.step) || resume.step < 0) throw new Error(`resume: invalid step ${resume.step}`);
       flow.store.load(resume.params);
       adam.loadState(resume.adam);
-      step = resume.step;
-      losses.push(...resume.losses);
     } else {
       const init = data.initRows();
       const x = tensor(init, [init.length / data.dim, data.dim]);
       await flow.initialize(x);
       x.dispose();
     }
-    const params = flow.parameters;
-    const state = async (s: number): Promise<TrainState> => ({
-      step: s, params: await flow.store.read(), adam: await adam!.state(), extra: { initialized: true }, losses: [...losses],
-    });
-
-    const interval = hooks.progressIntervalMs ?? 500;
-    const every = hooks.checkpointEvery ?? 0;
-    const startStep = step;
-    const d0 = b.counters.dispatches;
-    const t0 = performance.now();
-    let lastReport = t0;
-    let readUpTo = step;
-    // Reads the losses of the steps since the last read (one readback) with the guard; reports
-    // their mean. A raised guard ends the run here, before a checkpoint of that state is made.
-    const report = async (upTo: number) => {
-      if (upTo <= readUpTo) return;
-      const { losses: vals, firstBad } = await ring!.read(readUpTo, upTo);
-      const kept = firstBad === null ? vals.length : Math.min(vals.length, firstBad - readUpTo + 1);
-      let total = 0;
-      for (let k = 0; k < kept; k++) {
-        losses.push({ step: readUpTo + k + 1, loss: vals[k]! + offset });
-        total += vals[k]! + offset;
-      }
-      if (firstBad !== null) {
-        const last = losses[losses.length - 1];
-        const what = last && last.step === firstBad + 1 && !Number.isFinite(last.loss) ? `the loss is ${last.loss}` : 'a parameter became NaN or infinite';
-        throw new NonFiniteError(`flow training diverged at step ${firstBad + 1}: ${what}. ${advice}`, firstBad + 1, losses.slice());
-      }
-      readUpTo = upTo;
-      hooks.onProgress?.({ step: upTo, steps: cfg.steps, loss: total / vals.length, elapsedMs: performance.now() - t0 });
-      lastReport = performance.now();
-    };
-    while (step < cfg.steps) {
-      if (hooks.signal?.aborted) break;
+  } catch (e) {
+    adam?.dispose();
+    ring?.dispose();
+    flow.dispose();
+    throw e;
+  }
+  const params = flow.parameters;
+  const paramSet = flow.store.paramSet!;
+  const opt = adam;
+  const lossRing = ring;
+  return {
+    step(step) {
       const xb = data.batchAt(step, cfg.batch);
-      const lr = learningRate(schedule, cfg.lr, step, cfg.steps);
-      const at = step;
+      const lr = learningRate(opts.schedule, cfg.lr, step, cfg.steps);
       scope(() => {
         const xs: Tensor[] = [];
-        for (let r = 0; r < cfg.batch; r += chunk) {
-          const rows = Math.min(chunk, cfg.batch - r);
+        for (let r = 0; r < cfg.batch; r += opts.chunk) {
+          const rows = Math.min(opts.chunk, cfg.batch - r);
           xs.push(tensor(xb.subarray(r * data.dim, (r + rows) * data.dim), [rows, data.dim]));
         }
         const { value, grads } = valueAndGrad(() => {
@@ -462,58 +438,49 @@ export async function trainFlow(cfg: TrainConfig, hooks: TrainHooks = {}, resume
           }
           return affine(total!, -1 / cfg.batch);
         }, params);
-        adam!.step(grads, lr);
-        ring!.record(value, paramSet.flat, at);
+        opt.step(grads, lr);
+        lossRing.record(value, paramSet.flat, step);
       });
       b.flush();
-      step++;
-      if (performance.now() - lastReport >= interval || step - readUpTo >= LOSS_SLOTS / 2 || step === cfg.steps) await report(step);
-      if (every > 0 && step % every === 0 && hooks.onCheckpoint) {
-        await report(step);
-        await hooks.onCheckpoint(await state(step));
+    },
+    async readLosses(from, to) {
+      // The ring holds standardised-unit losses; report them in the data's units.
+      const r = await lossRing.read(from, to);
+      return { losses: offset === 0 ? r.losses : r.losses.map((v) => v + offset), firstBad: r.firstBad };
+    },
+    snapshot: async () => ({ params: await flow.store.read(), adam: await opt.state(), extra: { initialized: true } }),
+    // What to try when training diverges (the affine couplings' scales are bounded by scaleBound).
+    divergenceAdvice: `Try a lower --lr (this run: ${cfg.lr})${['realnvp', 'glow', 'maf'].includes(arch.method) ? ` or a smaller --option scaleBound=… (this run: ${arch.scaleBound})` : ''}`,
+    async evaluate(): Promise<Evaluation> {
+      const nll = (await meanNll(flow, data.test)) + offset;
+      const nShow = 2048;
+      const samples = await drawSamples(flow, nShow, cfg.seed + GPU_SAMPLE_SEED_OFFSET, data.standardize);
+      const bad = samples.data.reduce((k, x) => k + (Number.isFinite(x) ? 0 : 1), 0);
+      if (bad > 0) throw new NonFiniteError(`evaluation: ${bad} of ${samples.data.length} sample coordinates are NaN or infinite (the trained flow overflows). Try a lower --lr (this run: ${cfg.lr})`, cfg.steps, []);
+      const target = data.targetSamples(nShow);
+      let density: Evaluation['density'];
+      if (data.dim === 2) {
+        const bounds = boundsOf(target);
+        density = { values: await densityGrid(flow, bounds, opts.grid, opts.grid, data.standardize), gw: opts.grid, gh: opts.grid, bounds };
       }
-    }
-    await report(step);
-    const stepsDone = step - startStep;
-    const elapsed = performance.now() - t0;
-    const dispatches = b.counters.dispatches - d0;
-
-    // Evaluation.
-    const nll = (await meanNll(flow, data.test)) + offset;
-    const nShow = 2048;
-    const samples = await drawSamples(flow, nShow, cfg.seed + GPU_SAMPLE_SEED_OFFSET, data.standardize);
-    const bad = samples.data.reduce((k, x) => k + (Number.isFinite(x) ? 0 : 1), 0);
-    if (bad > 0) throw new NonFiniteError(`evaluation: ${bad} of ${samples.data.length} sample coordinates are NaN or infinite (the trained flow overflows). ${advice}`, step, losses.slice());
-    const target = data.targetSamples(nShow);
-    let density: TrainOutcome['density'];
-    if (data.dim === 2) {
-      const bounds = boundsOf(target);
-      density = { values: await densityGrid(flow, bounds, grid, grid, data.standardize), gw: grid, gh: grid, bounds };
-    }
-    let w2: number | null = null;
-    if (withW2) {
-      const k = Math.min(samples.n, target.n);
-      w2 = wassersteinW2(samples.data.subarray(0, k * data.dim), target.data.subarray(0, k * data.dim), k, data.dim);
-    }
-    const finalState = await state(step);
-    if (hooks.onCheckpoint && !(every > 0 && step % every === 0 && stepsDone > 0)) await hooks.onCheckpoint(finalState);
-    return {
-      config: config as unknown as Record<string, unknown>,
-      state: finalState,
-      metrics: {
-        w2, npe: null, nll, loss: tailMean(losses),
-        ms_per_step: stepsDone > 0 ? elapsed / stepsDone : 0,
-        dispatches_per_step: stepsDone > 0 ? dispatches / stepsDone : 0,
-      },
-      samples,
-      target,
-      density,
-    };
-  } finally {
-    adam?.dispose();
-    ring?.dispose();
-    flow.dispose();
-  }
+      let w2: number | null = null;
+      if (opts.w2) {
+        const k = Math.min(samples.n, target.n);
+        w2 = wassersteinW2(samples.data.subarray(0, k * data.dim), target.data.subarray(0, k * data.dim), k, data.dim);
+      }
+      return { metrics: { w2, npe: null, nll }, samples, target, density };
+    },
+    dispose() {
+      opt.dispose();
+      lossRing.dispose();
+      flow.dispose();
+    },
+  };
 }
 
-export const flowJob: TrainJob = { run: trainFlow };
+/** The normalizing-flow family for the training driver (train/driver.ts). */
+export const flowTrainer: FamilyTrainer = {
+  family: 'flow',
+  resolveConfig: (cfg) => resolveFlow(cfg).config as unknown as Record<string, unknown>,
+  prepare,
+};

@@ -4,8 +4,8 @@
  * parameters (?method=icfm&target=moons&steps=5000&seed=1) override it, and the form sets them.
  */
 import { getMethod } from '../cli/jobs';
-import { CFM_METHODS, FLOW_METHODS, type DataMatrix, type Method, type TrainConfig } from '../cli/job';
-import { familyOf } from '../cli/methods';
+import { CFM_METHODS, FLOW_METHODS, type DataMatrix, type Method, type TrainConfig } from '../train/contract';
+import { familyOf } from '../train/methods';
 import { robustBounds } from '../cli/pictures';
 import type { ServeArgs } from '../cli/serve';
 import { DATASETS, getDataset } from '../datasets/toy2d';

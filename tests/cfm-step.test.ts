@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, test } from 'vitest';
-import type { CfmMethod } from '../cli/job';
+import type { CfmMethod } from '../train/contract';
 import { getBackend, tensor } from '../engine';
 import { Rng } from '../engine/philox';
 import { matchF64, MATCHERS, streamEps, streamT } from '../cfm/matchers';

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, test } from 'vitest';
-import type { TrainConfig, TrainState } from '../cli/job';
+import type { TrainConfig, TrainState } from '../train/contract';
 import { getBackend } from '../engine';
-import { cfmEvaluate, cfmJob, cfmSample, evalCfm, resolveConfig, sampleCfm } from '../cfm/train';
+import { cfmEvaluate, cfmSample, evalCfm, resolveConfig, sampleCfm } from '../cfm/train';
+import { cfmJob } from '../train/registry';
 import { gpu } from './helpers';
 
 beforeAll(async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { ADAM_M, ADAM_V, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, readCheckpoint, writeCheckpoint } from '../cli/checkpoint';
-import type { TrainState } from '../cli/job';
+import type { TrainState } from '../train/contract';
 import { encodeSafetensors } from '../io/safetensors';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgflow-ckpt-'));

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { CFM_METHODS, FLOW_METHODS, type Method, type TrainConfig, type TrainOutcome } from '../cli/job';
+import { CFM_METHODS, FLOW_METHODS, type Method, type TrainConfig, type TrainOutcome } from '../train/contract';
 import { getMethod } from '../cli/jobs';
 import { gpu } from './helpers';
 

@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TrainConfig, TrainOutcome, TrainState } from '../cli/job';
+import type { TrainConfig, TrainOutcome, TrainState } from '../train/contract';
 import { encodeCsv, encodeNpy, loadDataFile } from '../datasets/files';
 import { Rng } from '../engine/philox';
 import { resolveArch } from '../flows/build';
-import { densityGrid, evalFlow, flowFromCheckpoint, flowJob, meanNll, sampleFlow } from '../flows/train';
+import { densityGrid, evalFlow, flowFromCheckpoint, meanNll, sampleFlow } from '../flows/train';
+import { flowJob } from '../train/registry';
 import { expectClose, gpu } from './helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgflow-flows-'));

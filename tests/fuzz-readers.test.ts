@@ -12,10 +12,10 @@
 import { describe, expect, test } from 'vitest';
 import { paramsToFlat, type CfmConfig } from '../cfm/train';
 import { decodeCheckpoint } from '../cli/checkpoint';
-import { familyOf } from '../cli/methods';
+import { familyOf } from '../train/methods';
 import { resolveArch } from '../flows/build';
 import { logStdSum, type FlowRunConfig } from '../flows/train';
-import type { Method } from '../cli/job';
+import type { Method } from '../train/contract';
 import { checkModelConfig, checkTrainConfig, firstNonFinite } from '../cli/stored-config';
 import { encodeNpy, parseCsv, parseNpy, checkDataMagnitude } from '../datasets/files';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors';

@@ -12,7 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { getMethod } from '../cli/jobs';
-import type { Method } from '../cli/job';
+import type { Method } from '../train/contract';
 import type { Counters } from '../engine';
 import { gpu } from './helpers';
 

@@ -19,11 +19,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CHROMIUM_CANDIDATES } from '../browser/chromium';
 import { encodeCheckpoint, NonFiniteCheckpointError, readCheckpoint, writeCheckpoint } from '../cli/checkpoint';
-import type { DataMatrix, TrainConfig, TrainState } from '../cli/job';
-import { cfmJob, resolveConfig, sourceSampler, stepBatch, targetSampler } from '../cfm/train';
+import type { DataMatrix, TrainConfig, TrainState } from '../train/contract';
+import { cfmJob, flowJob } from '../train/registry';
+import { resolveConfig, sourceSampler, stepBatch, targetSampler } from '../cfm/train';
 import { getBackend, LOSS_SLOTS, NonFiniteError } from '../engine';
 import { Rng } from '../engine/philox';
-import { flowJob } from '../flows/train';
 import { gpu } from './helpers';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'wgflow-nonfinite-'));

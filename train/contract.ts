@@ -1,8 +1,13 @@
 /**
- * The contract between the command line (and the browser page) and the trainers: cfm/ and flows/
- * each export a TrainJob; the CLI parses flags into a TrainConfig, runs the job in Node or in the
- * page, streams Progress, writes checkpoints and pictures from TrainOutcome. Nothing here touches
- * the GPU, so it bundles for both runtimes.
+ * The training contract: what a caller (the CLI, the browser page, a library user) gives a training
+ * run (TrainConfig, TrainHooks, a TrainState to resume) and gets back (Progress, TrainState,
+ * TrainOutcome), and what a model family (cfm/, flows/) supplies to the one driver in
+ * train/driver.ts (FamilyTrainer: config resolution, a TrainingRun stepper, evaluation).
+ *
+ * Why the family-facing half is here, at the bottom of the training layer: cfm/ and flows/ implement
+ * these interfaces, so they import this file (types and the method lists only) and nothing else of
+ * train/; tests/import-graph.test.ts holds them to that. Nothing here touches the GPU or Node, so it
+ * bundles for both runtimes.
  */
 
 export type CfmMethod = 'otcfm' | 'icfm' | 'fm' | 'sbcfm' | 'vpcfm';
@@ -10,6 +15,10 @@ export type FlowMethod = 'realnvp' | 'nice' | 'glow' | 'planar' | 'radial' | 'ma
 export type Method = CfmMethod | FlowMethod;
 export const CFM_METHODS: readonly CfmMethod[] = ['otcfm', 'icfm', 'fm', 'sbcfm', 'vpcfm'];
 export const FLOW_METHODS: readonly FlowMethod[] = ['realnvp', 'nice', 'glow', 'planar', 'radial', 'maf'];
+
+export function familyOf(method: Method): 'cfm' | 'flow' {
+  return (CFM_METHODS as readonly string[]).includes(method) ? 'cfm' : 'flow';
+}
 
 /** A data matrix (row-major n × dim), e.g. from --data FILE. */
 export interface DataMatrix {
@@ -39,6 +48,7 @@ export interface Progress {
   steps: number;
   /** Mean loss over the steps since the last report. */
   loss: number;
+  /** Since the run (this process's part of it, when resumed) started, compile time included. */
   elapsedMs: number;
 }
 
@@ -56,9 +66,16 @@ export interface TrainHooks {
   onProgress?: (p: Progress) => void;
   /** Report progress about this often (ms; default 500). Each report is one small readback. */
   progressIntervalMs?: number;
-  /** Called every `checkpointEvery` steps and at the end with the full state. */
+  /**
+   * Called every `checkpointEvery` steps, at the end of training (before evaluation), and when the
+   * run is aborted, with the full state; never with a non-finite state.
+   */
   onCheckpoint?: (s: TrainState) => void | Promise<void>;
   checkpointEvery?: number;
+  /**
+   * Aborting stops the run before its next step: the state reached is handed to onCheckpoint (so
+   * it can be resumed) and the run rejects with `signal.reason` (no evaluation).
+   */
   signal?: AbortSignal;
 }
 
@@ -70,7 +87,13 @@ export interface TrainOutcome {
     w2: number | null;
     npe: number | null;
     nll: number | null;
+    /** Mean of the last ≤ 100 per-step losses. */
     loss: number;
+    /**
+     * Wall time per step of this run, every method alike: from the end of its first step (whose
+     * time is mostly pipeline compilation, so excluded) to the end of its last, loss readbacks and
+     * checkpoints included, over the steps in between. NaN when the run made fewer than 2 steps.
+     */
     ms_per_step: number;
     dispatches_per_step: number;
   };
@@ -91,4 +114,53 @@ export interface TrainJob {
    * CLI reports both without a stack (cli/tasks.ts).
    */
   run(cfg: TrainConfig, hooks?: TrainHooks, resume?: TrainState): Promise<TrainOutcome>;
+}
+
+/** A model family's evaluation of a trained model (what TrainOutcome carries besides the state). */
+export interface Evaluation {
+  metrics: { w2: number | null; npe: number | null; nll: number | null };
+  samples: DataMatrix;
+  target: DataMatrix;
+  trajectories?: Float32Array[];
+  density?: TrainOutcome['density'];
+}
+
+/** What the losses of steps [from, to) read back (engine/loss-ring.ts RingRead). */
+export interface LossRead {
+  losses: ArrayLike<number>;
+  /** 0-based step whose guard was raised (NaN/Inf loss or parameter), or null. */
+  firstBad: number | null;
+}
+
+/**
+ * One training run of a model family, built by FamilyTrainer.prepare with the model initialised
+ * (or loaded from the resumed state). The driver owns the loop; this owns the GPU work.
+ */
+export interface TrainingRun {
+  /** Queues step `step` (0-based) on the GPU, its loss into the loss ring: no readback. */
+  step(step: number): void;
+  /** Losses of steps [from, to) (to − from ≤ LOSS_SLOTS) and the guard: one readback. */
+  readLosses(from: number, to: number): Promise<LossRead>;
+  /** Parameters, Adam state and trainer counters now (the driver adds step and losses). */
+  snapshot(): Promise<Pick<TrainState, 'params' | 'adam' | 'extra'>>;
+  /** What to try when the guard is raised, appended to the driver's message. */
+  divergenceAdvice: string;
+  /** Evaluates the trained model (throws NonFiniteError when its samples are not finite). */
+  evaluate(): Promise<Evaluation>;
+  dispose(): void;
+}
+
+/** What a model family supplies to the driver (train/driver.ts). */
+export interface FamilyTrainer {
+  family: 'cfm' | 'flow';
+  /**
+   * The fully resolved configuration (defaults filled in, options checked; stored in every
+   * checkpoint) or an Error naming the bad value and what is accepted. No GPU work.
+   */
+  resolveConfig(cfg: TrainConfig): Record<string, unknown>;
+  /**
+   * Builds the model, optimiser and loss ring for `cfg` (`resolved` is resolveConfig's answer for
+   * it); loads `resume` or initialises the model. Needs the backend.
+   */
+  prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resume?: TrainState): Promise<TrainingRun>;
 }

@@ -1,10 +1,10 @@
 /**
- * What the command line needs from a method besides training (cli/job.ts): sampling from and
- * evaluating a trained model given its checkpoint. cli/jobs.ts builds one MethodImpl per method from
- * the trainers' exports. Browser-safe (no Node imports): the page runs these too.
+ * A method as its callers use it: training (train/contract.ts TrainJob, served by the one driver)
+ * plus sampling from and evaluating a trained model given its checkpoint. train/registry.ts builds
+ * one MethodImpl per method from the model families. Browser-safe (no Node imports): the page runs
+ * these too.
  */
-import type { DataMatrix, Method, TrainConfig, TrainJob, TrainState } from './job';
-import { CFM_METHODS } from './job';
+import type { DataMatrix, Method, TrainConfig, TrainJob, TrainState } from './contract';
 
 /** The model part of a checkpoint: what sampling and evaluation need. */
 export interface ModelCheckpoint {
@@ -64,20 +64,19 @@ export interface MethodImpl {
   resolveConfig?(cfg: TrainConfig): Record<string, unknown>;
   /**
    * Checks a checkpoint's stored `config` against its parameters before any work is done, and
-   * returns it typed (cli/stored-config.ts for the real trainers); throws an Error naming the
-   * field and what is accepted. A registry without it (the CLI tests' fake) gets the generic checks only.
+   * returns it typed; throws an Error naming the field and what is accepted. The CLI adds it
+   * (cli/jobs.ts: cli/stored-config.ts, the flags' rules); a registry without it (the library's,
+   * the CLI tests' fake) gets the generic checks only.
    */
   checkConfig?(config: Record<string, unknown>, params: TrainState['params']): Record<string, unknown>;
   sample(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult>;
   evaluate(ckpt: ModelCheckpoint, opts: EvalOptions): Promise<EvalResult>;
 }
 
-/** What cli/jobs.ts (or a WGFLOW_JOBS replacement) exports. */
+/** What train/registry.ts, cli/jobs.ts (or a WGFLOW_JOBS replacement) export. */
 export interface JobsModule {
   /** The implementation of `method`, or a string saying why it is not available. */
   getMethod(method: Method): MethodImpl | string;
 }
 
-export function familyOf(method: Method): 'cfm' | 'flow' {
-  return (CFM_METHODS as readonly string[]).includes(method) ? 'cfm' : 'flow';
-}
+export { familyOf } from './contract';

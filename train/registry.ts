@@ -11,6 +11,11 @@ import { runTraining } from './driver';
 import type { JobsModule, MethodImpl } from './methods';
 import { ALL_METHODS, checkCommonConfig } from './options';
 
+/** Training of any flow-matching method (the driver with cfm/'s trainer); cfg.method picks the method. */
+export const cfmJob: TrainJob = { run: (cfg, hooks, resume) => runTraining(cfmTrainer, cfg, hooks, resume) };
+/** Training of any normalizing-flow method (the driver with flows/'s trainer). */
+export const flowJob: TrainJob = { run: (cfg, hooks, resume) => runTraining(flowTrainer, cfg, hooks, resume) };
+
 /** The family trainer of `method`. */
 export function trainerOf(method: Method): FamilyTrainer {
   return familyOf(method) === 'cfm' ? cfmTrainer : flowTrainer;
@@ -18,10 +23,9 @@ export function trainerOf(method: Method): FamilyTrainer {
 
 function impl(method: Method): MethodImpl {
   const trainer = trainerOf(method);
-  const job: TrainJob = { run: (cfg, hooks, resume) => runTraining(trainer, cfg, hooks, resume) };
   return {
     family: trainer.family,
-    job,
+    job: trainer.family === 'cfm' ? cfmJob : flowJob,
     resolveConfig(cfg) {
       checkCommonConfig(cfg);
       return trainer.resolveConfig(cfg);
@@ -41,3 +45,4 @@ export function getMethod(method: Method): MethodImpl {
 }
 
 export const registry: JobsModule = { getMethod };
+
