@@ -8,7 +8,7 @@ import type { AdapterReport } from '../engine/backend';
 import { adapterSummary } from '../engine/runtime';
 import { writeFileAtomic } from '../io/atomic';
 import { UsageError, parseFlags, type FlagSpec } from './args';
-import { readCheckpoint, type DecodedCheckpoint } from './checkpoint';
+import { readCheckpoint, type DecodedCheckpoint } from '../train/checkpoint';
 import { BROWSER_FLAGS, checkDataset, loadData } from './config';
 import { ALL_METHODS, MAX_POINTS, MAX_SOLVER_STEPS } from './flags';
 import { checkOutFile } from './paths';

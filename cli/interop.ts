@@ -17,7 +17,7 @@ import { DATASETS } from '../datasets/toy2d';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors';
 import { nodeFs, writeFileAtomic } from '../io/atomic';
 import { UsageError, parseFlags, type FlagSpec } from './args';
-import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import { readCheckpoint, writeCheckpoint } from '../train/checkpoint';
 import { CFM_METHODS, type CfmMethod } from '../train/contract';
 import { type CliContext, displayPath } from './util';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { adapterSummary } from '../engine/runtime';
 import type { AdapterReport } from '../engine/backend';
 import { UsageError, parseFlags, type FlagSpec } from './args';
-import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import { readCheckpoint, writeCheckpoint } from '../train/checkpoint';
 import { checkOutDir } from './paths';
 import { removeLeftovers } from './leftovers';
 import { checkMemoryBound, estimateTraining } from './resources';

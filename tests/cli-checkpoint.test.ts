@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { ADAM_M, ADAM_V, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, readCheckpoint, writeCheckpoint } from '../cli/checkpoint';
+import { ADAM_M, ADAM_V, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, readCheckpoint, writeCheckpoint } from '../train/checkpoint';
 import type { TrainState } from '../train/contract';
 import { encodeSafetensors } from '../io/safetensors';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { CHROMIUM_CANDIDATES, launchChromium } from '../browser/chromium';
-import { readCheckpoint } from '../cli/checkpoint';
+import { readCheckpoint } from '../train/checkpoint';
 import { parseNpy } from '../datasets/files';
 import { decodePngSize } from '../io/png';
 

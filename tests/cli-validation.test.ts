@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test, vi } from 'vitest';
-import { encodeCheckpoint } from '../cli/checkpoint';
+import { encodeCheckpoint } from '../train/checkpoint';
 import { main } from '../cli/main';
 import { encodeNpy } from '../datasets/files';
 import { cfmCheckpoint, cfmParts, flowCheckpoint, flowParts } from './fixtures/checkpoints';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { CHROMIUM_CANDIDATES } from '../browser/chromium';
-import { readCheckpoint } from '../cli/checkpoint';
+import { readCheckpoint } from '../train/checkpoint';
 
 const ROOT = path.resolve(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'wgflow.js');

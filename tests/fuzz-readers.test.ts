@@ -11,7 +11,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { paramsToFlat, type CfmConfig } from '../cfm/train';
-import { decodeCheckpoint } from '../cli/checkpoint';
+import { decodeCheckpoint } from '../train/checkpoint';
 import { familyOf } from '../train/methods';
 import { resolveArch } from '../flows/build';
 import { logStdSum, type FlowRunConfig } from '../flows/train';

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CHROMIUM_CANDIDATES } from '../browser/chromium';
-import { encodeCheckpoint, NonFiniteCheckpointError, readCheckpoint, writeCheckpoint } from '../cli/checkpoint';
+import { encodeCheckpoint, NonFiniteCheckpointError, readCheckpoint, writeCheckpoint } from '../train/checkpoint';
 import type { DataMatrix, TrainConfig, TrainState } from '../train/contract';
 import { cfmJob, flowJob } from '../train/registry';
 import { resolveConfig, sourceSampler, stepBatch, targetSampler } from '../cfm/train';
