@@ -8,7 +8,10 @@
  */
 import { builtinModules } from 'node:module';
 import path from 'node:path';
-import * as esbuild from 'esbuild';
+// Loaded when a bundle is made, not when this module is: an installed wgflow runs prebuilt page
+// bundles (RunOptions.bundled) and needs no esbuild.
+import type * as esbuild from 'esbuild';
+const loadEsbuild = () => import('esbuild');
 
 export interface BundleOptions {
   /** Minify the output (smaller, harder to debug). Default false. */
@@ -66,6 +69,7 @@ export async function bundleForBrowser(entry: string, opts: BundleOptions = {}):
     },
   };
 
+  const esbuild = await loadEsbuild();
   let result: esbuild.BuildResult<{ write: false; metafile: true }>;
   try {
     result = await esbuild.build({
@@ -132,7 +136,7 @@ function importChain(meta: esbuild.Metafile, cwd: string, entryPath: string, tar
 async function formatEsbuildFailure(err: unknown): Promise<string> {
   const errors = (err as { errors?: esbuild.Message[] })?.errors;
   if (Array.isArray(errors) && errors.length > 0) {
-    const formatted = await esbuild.formatMessages(errors, { kind: 'error', color: false });
+    const formatted = await (await loadEsbuild()).formatMessages(errors, { kind: 'error', color: false });
     return formatted.join('\n').trimEnd();
   }
   return String(err);

@@ -11,6 +11,7 @@
  * guaranteed (and checked again with sequence numbers) even at high message rates; and large
  * binary payloads travel as one HTTP body instead of through the CDP pipe.
  */
+import { readFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
 import path from 'node:path';
 import type { Page } from 'puppeteer-core';
@@ -36,6 +37,11 @@ export interface BrowserSessionOptions {
 }
 
 export interface RunOptions {
+  /**
+   * `entry` is already a browser bundle (a .js file, e.g. the CLI's prebuilt dist/page/entry.js):
+   * served as it is, without esbuild (an installed wgflow has no bundler at run time).
+   */
+  bundled?: boolean;
   /** Passed to the entry's default export. JSON-like; typed arrays and NaN/±Infinity survive. */
   args?: unknown;
   /** Each `ctx.post(msg)` from the page, in order. */
@@ -141,13 +147,18 @@ const runWithCode = new WeakMap<BrowserSession, <T>(entry: string, opts: RunOpti
  */
 export async function runInBrowser<T = unknown>(entry: string, opts: RunInBrowserOptions = {}): Promise<RunResult<T>> {
   // Bundle first: a bundling error should not cost a browser start.
-  const code = await bundleForBrowser(entry);
+  const code = await codeOf(entry, opts);
   const session = await openBrowserSession(opts);
   try {
     return await runWithCode.get(session)!<T>(entry, opts, code);
   } finally {
     await session.close();
   }
+}
+
+/** The page's code: `entry` bundled by esbuild, or read as it is when it is a bundle already. */
+async function codeOf(entry: string, opts: RunOptions): Promise<string> {
+  return opts.bundled ? readFileSync(entry, 'utf8') : bundleForBrowser(entry);
 }
 
 const ENVELOPE_KINDS: ReadonlySet<unknown> = new Set(['adapter', 'msg', 'result', 'error']);
@@ -172,8 +183,9 @@ async function runInSession<T>(
   opts: RunOptions,
   prebuilt?: string,
 ): Promise<RunResult<T>> {
-  const code = prebuilt ?? (await bundleForBrowser(entry));
-  const mapStack = stackMapper(code);
+  const code = prebuilt ?? (await codeOf(entry, opts));
+  // Source paths in the map are relative to the bundle: the file itself when prebuilt, else cwd (bundle.ts).
+  const mapStack = stackMapper(code, opts.bundled ? path.dirname(path.resolve(entry)) : process.cwd());
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const recentLogs: string[] = [];
 
@@ -318,7 +330,7 @@ function pageError(entry: string, data: PageErrorData, mapStack: (s: string) => 
  * Rewrites `http://127.0.0.1:PORT/entry.js:L:C` frames to `.ts` positions using the bundle's
  * inline source map (V8 does not apply source maps to error.stack).
  */
-function stackMapper(code: string): (stack: string) => string {
+function stackMapper(code: string, base: string): (stack: string) => string {
   const m = /\/\/# sourceMappingURL=data:application\/json;base64,([A-Za-z0-9+/=]+)\s*$/.exec(code);
   if (!m) return (s) => s;
   let map: SourceMap;
@@ -333,7 +345,7 @@ function stackMapper(code: string): (stack: string) => string {
       const hit = map.findEntry(Number(line) - 1, Number(col) - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number };
       if (hit.originalSource === undefined || hit.originalLine === undefined || hit.originalColumn === undefined) return whole;
       const src = hit.originalSource.startsWith('file://') ? new URL(hit.originalSource).pathname : hit.originalSource;
-      const shown = path.isAbsolute(src) ? path.relative(process.cwd(), src) : src;
+      const shown = path.relative(process.cwd(), path.resolve(base, src));
       return `${shown}:${hit.originalLine + 1}:${hit.originalColumn + 1}`;
     });
 }

@@ -2,6 +2,7 @@
  * Runs a task (cli/tasks.ts) in Node (Dawn, in this process) or in headless Chromium (the page
  * entry page/entry.ts, bundled on demand into node_modules/.cache/wgflow/). Node only.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './args';
 import { buildCached, cacheDir, shortHash } from './build.mjs';
@@ -49,9 +50,17 @@ export function loadJobs(): Promise<JobsModule> {
   return jobsPromise;
 }
 
-/** Builds (if stale) the page bundle for `entry` (relative to root), returns its path. */
+/**
+ * The page bundle for `entry` (relative to root): in a checkout, built when stale; in an installed
+ * package (no sources), the prebuilt dist/page/<name>.js (scripts/build.mjs).
+ */
 export async function pageBundle(ctx: RunnerContext, entry: string): Promise<string> {
   const name = path.basename(entry).replace(/\.ts$/, '');
+  if (!existsSync(path.join(ctx.root, entry))) {
+    const prebuilt = path.join(ctx.root, 'dist', 'page', `${name}.js`);
+    if (!existsSync(prebuilt)) throw new Error(`${prebuilt} is missing: this package was not built (npm run build)`);
+    return prebuilt;
+  }
   return buildCached({
     root: ctx.root,
     entry: path.join(ctx.root, entry),
@@ -92,6 +101,7 @@ export async function runTaskIn<T>(ctx: RunnerContext, args: TaskArgs, opts: Run
   const gpu = opts.gpu ?? gpuDetected();
   opts.onBrowserStart?.(executable, gpu);
   const run = runInBrowser<T>(bundle, {
+    bundled: true,
     args,
     chromium: executable,
     gpu,

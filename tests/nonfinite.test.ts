@@ -133,7 +133,7 @@ describe('flows: the same guard', () => {
   test('lr 1e6: stops at the first bad step with the step named, nothing non-finite checkpointed', async () => {
     const checkpoints: TrainState[] = [];
     const e = await failure(flowJob.run(flowCfg({ lr: 1e6 }), { progressIntervalMs: 1e9, checkpointEvery: 1, onCheckpoint: (s) => void checkpoints.push(s) }));
-    expect(e.message).toMatch(new RegExp(`flow training diverged at step ${e.step}: .*lower --lr`));
+    expect(e.message).toMatch(new RegExp(`training diverged at step ${e.step}: .*lower --lr`));
     expect(checkpoints.every(allFinite)).toBe(true);
     expect(checkpoints.map((c) => c.step)).toEqual(Array.from({ length: e.step - 1 }, (_, i) => i + 1));
     expect(e.losses.map((l) => l.step)).toEqual(Array.from({ length: e.step }, (_, i) => i + 1));

@@ -1,0 +1,146 @@
+/**
+ * wgflow as a library (`import { train, sample, evaluate } from 'wgflow'`): the face for Node
+ * scripts and web pages, as cli/ is the face for the terminal. Everything here is the training
+ * layer's (train/) and the model families' own code under a small, typed surface; nothing is
+ * reimplemented, so `train({...})` resolves and trains exactly as `wgflow train` with the same
+ * values does (tests/train-options.test.ts).
+ *
+ * Runs wherever WebGPU does: in a page (navigator.gpu) or in Node (Dawn, the `webgpu` package).
+ * The first call acquires a device unless the caller did (`init()` from 'wgflow/engine').
+ * Browser-safe: Node-only helpers (readCheckpoint, writeCheckpoint) reach Node's fs only when called.
+ */
+import { getBackend, init } from '../engine';
+import type { RuntimeOptions } from '../engine';
+import { Rng } from '../engine/philox';
+import { DATASETS, getDataset } from '../datasets/toy2d';
+import { decodeCheckpoint, encodeCheckpoint, readCheckpoint as readCheckpointFile, writeCheckpoint as writeCheckpointFile, type DecodedCheckpoint } from '../train/checkpoint';
+import type { DataMatrix, Method, Progress, TrainOutcome, TrainState } from '../train/contract';
+import type { EvalResult, Solver } from '../train/methods';
+import { trainConfig, type TrainSpec } from '../train/options';
+import { getMethod } from '../train/registry';
+
+export { CFM_METHODS, FLOW_METHODS, type CfmMethod, type DataMatrix, type FlowMethod, type Method, type Progress, type TrainConfig, type TrainOutcome, type TrainState } from '../train/contract';
+export { SOLVERS, type EvalResult, type Solver } from '../train/methods';
+export { ALL_METHODS, MAX_BATCH, TRAIN_DEFAULTS, trainConfig, type TrainSpec } from '../train/options';
+export { CHECKPOINT_FORMAT, NonFiniteCheckpointError, decodeCheckpoint, encodeCheckpoint, type CheckpointContents, type DecodedCheckpoint } from '../train/checkpoint';
+export { DeviceLostError, NonFiniteError, type AdapterReport, type RuntimeOptions } from '../engine';
+export { DATASETS, type DatasetInfo } from '../datasets/toy2d';
+export { parseCsv, parseNpy, encodeCsv, encodeNpy } from '../datasets/files';
+
+/** A trained model: what sampling and evaluation need (also what a checkpoint holds). */
+export interface Model {
+  method: Method;
+  /** The configuration the trainer resolved (defaults filled in). */
+  config: Record<string, unknown>;
+  params: TrainState['params'];
+  step: number;
+}
+
+export interface TrainOptions extends TrainSpec {
+  /** Called with the mean loss of the steps since the last call, at most every progressIntervalMs. */
+  onProgress?: (p: Progress) => void;
+  /** Default 500 ms; each report is one small GPU readback. */
+  progressIntervalMs?: number;
+  /** Called every checkpointEvery steps, at the end of training and on abort, with the full state. */
+  onCheckpoint?: (state: TrainState) => void | Promise<void>;
+  checkpointEvery?: number;
+  /** Aborting stops before the next step: onCheckpoint gets the state reached, then train() rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Continue a run from its state (a checkpoint's `state`); the configuration must be the same run's. */
+  resume?: TrainState;
+  /** Where to get WebGPU when no device was acquired yet (default 'auto': the page's, else Node's Dawn). */
+  runtime?: RuntimeOptions['runtime'];
+}
+
+export interface TrainResult extends TrainOutcome {
+  model: Model;
+  /** The shared fields as resolved (the checkpoint's "train_config", as `wgflow train` writes it: `--resume` and `wgflow sample` read it). */
+  trainConfig: Record<string, unknown>;
+}
+
+/** Makes sure a WebGPU device is the engine's backend (acquires one on first use). */
+export async function ensureDevice(runtime: RuntimeOptions['runtime'] = 'auto'): Promise<void> {
+  try {
+    getBackend();
+  } catch {
+    await init({ runtime });
+  }
+}
+
+/**
+ * Trains a flow-matching model (otcfm, icfm, fm, sbcfm, vpcfm) or a normalizing flow (realnvp,
+ * nice, glow, planar, radial, maf), then evaluates it (W2, NPE, NLL as the method has them).
+ * Defaults and checks are train/options.ts's and the family's: a bad value is a RangeError naming
+ * it and what is accepted.
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { onProgress, progressIntervalMs, onCheckpoint, checkpointEvery, signal, resume, runtime, ...spec } = options;
+  const cfg = trainConfig(spec);
+  const impl = getMethod(cfg.method);
+  impl.resolveConfig?.(cfg); // a bad option fails here, before a device is acquired
+  await ensureDevice(runtime);
+  const outcome = await impl.job.run(cfg, { onProgress, progressIntervalMs, onCheckpoint, checkpointEvery, signal }, resume);
+  const stored = { method: cfg.method, source: cfg.source, target: cfg.target, data_file: null, steps: cfg.steps, batch: cfg.batch, lr: cfg.lr, seed: cfg.seed, options: cfg.options };
+  return { ...outcome, trainConfig: stored, model: { method: cfg.method, config: outcome.config, params: outcome.state.params, step: outcome.state.step } };
+}
+
+export interface SampleOptions {
+  n: number;
+  seed?: number;
+  /** Flow matching: the ODE solver (default rk4) and its steps (default 100). */
+  solver?: Solver;
+  solverSteps?: number;
+}
+
+/** n samples of a trained model (n × dim, in the data's units). */
+export async function sample(model: Model, opts: SampleOptions): Promise<DataMatrix> {
+  await ensureDevice();
+  const r = await getMethod(model.method).sample({ config: model.config, params: model.params, step: model.step }, { n: opts.n, seed: opts.seed ?? 0, solver: opts.solver, solverSteps: opts.solverSteps });
+  return r.samples;
+}
+
+export interface EvaluateOptions {
+  /** Target dataset (default: the one trained on), or data. */
+  target?: string;
+  data?: DataMatrix;
+  /** Points for W2 (default 2 048, SPEC §3). */
+  n?: number;
+  seed?: number;
+  solver?: Solver;
+  solverSteps?: number;
+}
+
+/** W2 against the target, NPE (flow matching) and NLL of a trained model. */
+export async function evaluate(model: Model, opts: EvaluateOptions = {}): Promise<EvalResult> {
+  await ensureDevice();
+  return getMethod(model.method).evaluate({ config: model.config, params: model.params, step: model.step }, { target: opts.target ?? null, data: opts.data, n: opts.n ?? 2048, seed: opts.seed ?? 0, solver: opts.solver, solverSteps: opts.solverSteps });
+}
+
+/** n points of a toy dataset (SPEC §2), as the trainers draw them (Philox, keyed by seed). */
+export function sampleDataset(name: string, n: number, seed = 0): DataMatrix {
+  return { data: getDataset(name).sample(n, new Rng(seed)), n, dim: 2 };
+}
+
+/** The names of the toy datasets. */
+export const datasetNames = (): string[] => Object.keys(DATASETS);
+
+/** A checkpoint's bytes for a training result (safetensors; PyTorch's safetensors reads the parameters). */
+export function checkpointBytes(result: TrainResult): Uint8Array {
+  return encodeCheckpoint({ config: result.config, trainConfig: result.trainConfig, state: result.state, runtime: 'library' });
+}
+
+/** The model held by a checkpoint's bytes or decoded contents. */
+export function modelFromCheckpoint(ck: Uint8Array | DecodedCheckpoint): Model {
+  const d = ck instanceof Uint8Array ? decodeCheckpoint(ck) : ck;
+  return { method: d.config.method as Method, config: d.config, params: d.state.params, step: d.state.step };
+}
+
+/** Writes a training result's checkpoint to a file, atomically. Node only. */
+export function writeCheckpoint(path: string, result: TrainResult): void {
+  writeCheckpointFile(path, { config: result.config, trainConfig: result.trainConfig, state: result.state, runtime: 'library' });
+}
+
+/** Reads a checkpoint file (any wgflow checkpoint: the CLI's or the library's). Node only. */
+export function readCheckpoint(path: string): DecodedCheckpoint {
+  return readCheckpointFile(path);
+}
