@@ -35,11 +35,13 @@ export interface ResolvedModel {
   stored: StoredTrainConfig;
 }
 
-/** Options from --sigma, --ot and --option KEY=VALUE. */
+/** Flags that are trainer options under their own name (the rest come as --option KEY=VALUE). */
+export const OPTION_FLAGS = ['sigma', 'ot', 'fusion'] as const;
+
+/** Options from --sigma, --ot, --fusion and --option KEY=VALUE. */
 export function optionsFrom(values: Record<string, unknown>): Record<string, unknown> {
   const options: Record<string, unknown> = {};
-  if (values.sigma !== undefined) options.sigma = values.sigma;
-  if (values.ot !== undefined) options.ot = values.ot;
+  for (const k of OPTION_FLAGS) if (values[k] !== undefined) options[k] = values[k];
   for (const [k, v] of (values.option as [string, unknown][] | undefined) ?? []) options[k] = v;
   return options;
 }
@@ -121,7 +123,7 @@ export function mergeResume(p: Parsed, prev: StoredTrainConfig, checkpointStep: 
   for (const [flag, key, got] of pairs) if (p.given.has(flag) && !same(prev[key], got)) throw conflict(flag, prev[key], got);
   const given = optionsFrom(v);
   for (const [k, val] of Object.entries(given)) {
-    if (!same(prev.options?.[k], val)) throw conflict(k === 'sigma' || k === 'ot' ? k : `option ${k}`, prev.options?.[k] ?? null, val);
+    if (!same(prev.options?.[k], val)) throw conflict((OPTION_FLAGS as readonly string[]).includes(k) ? k : `option ${k}`, prev.options?.[k] ?? null, val);
   }
   const steps = (v.steps as number | undefined) ?? prev.steps;
   if (steps < checkpointStep) {

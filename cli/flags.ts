@@ -7,6 +7,7 @@
 import { DATASETS } from '../datasets/toy2d';
 import { quote } from '../io/quote';
 import { UsageError, suggest, type FlagKind, type FlagSpec } from './args';
+import { FUSION_LEVELS } from '../engine/config';
 import { ALL_METHODS, MAX_BATCH, MAX_SEED, MIN_BATCH } from '../train/options';
 
 // The shared training options' bounds are train/options.ts's (the library checks the same ones).
@@ -36,6 +37,8 @@ export const MODEL_FLAGS: FlagSpec[] = [
   { name: 'data', kind: { type: 'string', meta: 'a .npy or .csv file' } },
   { name: 'sigma', kind: { type: 'number', min: 0 } },
   { name: 'ot', kind: { type: 'enum', values: ['exact', 'sinkhorn'] } },
+  // The engine's fusion ladder (engine/config.ts), passed to the trainers as their option `fusion`.
+  { name: 'fusion', kind: { type: 'enum', values: FUSION_LEVELS } },
   { name: 'option', kind: { type: 'keyvalue' }, repeatable: true },
   { name: 'steps', kind: { type: 'int', min: 1 } },
   { name: 'batch', kind: { type: 'int', min: MIN_BATCH, max: MAX_BATCH } },

@@ -50,6 +50,9 @@ model and data
                        datasets: wgflow info --datasets
   --sigma X            CFM σ (default 0.1; sbcfm 1.0)
   --ot exact|sinkhorn  OT plan of otcfm (default exact)
+  --fusion ops|layer|mlp|step
+                       the engine's fusion level (default step: CFM's hand-fused step; flows: mlp);
+                       every level gives the same numbers, it changes the kernels and their number
   --option KEY=VALUE   any other trainer option (repeatable; VALUE is parsed as JSON when it can be),
                        e.g. hidden=128,128 (at most ${MAX_HIDDEN_LAYERS} hidden layers; widths up to ${MAX_CFM_WIDTH} for flow
                        matching, ${MAX_FLOW_WIDTH} for flows), layers=N (flows, at most ${MAX_FLOW_LAYERS})

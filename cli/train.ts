@@ -9,7 +9,7 @@ import { checkOutDir } from './paths';
 import { removeLeftovers } from './leftovers';
 import { checkMemoryBound, estimateTraining } from './resources';
 import { checkResumableState, checkTrainConfig } from './stored-config';
-import { BROWSER_FLAGS, MODEL_FLAGS, defaultOutDir, mergeResume, resolveModel, type StoredTrainConfig } from './config';
+import { BROWSER_FLAGS, MODEL_FLAGS, OPTION_FLAGS, defaultOutDir, mergeResume, resolveModel, type StoredTrainConfig } from './config';
 import { DEFAULT_STEPS_GPU, DEFAULT_STEPS_SOFTWARE, TRAIN_HELP } from './help';
 import type { TrainState } from '../train/contract';
 import { ProgressView } from './progress';
@@ -39,7 +39,7 @@ function reproduceCommand(s: StoredTrainConfig, runtime: string, out: string, ou
   else if (s.target) parts.push('--target', s.target);
   parts.push('--steps', String(s.steps), '--batch', String(s.batch), '--lr', String(s.lr), '--seed', String(s.seed), '--runtime', runtime);
   for (const [k, v] of Object.entries(s.options)) {
-    if (k === 'sigma' || k === 'ot') parts.push(`--${k}`, String(v));
+    if ((OPTION_FLAGS as readonly string[]).includes(k)) parts.push(`--${k}`, String(v));
     else parts.push('--option', `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
   }
   if (outGiven) parts.push('--out', out);

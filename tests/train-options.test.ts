@@ -38,6 +38,9 @@ describe('the CLI and the library resolve the same configuration', () => {
     const b = trainConfig({ method: 'otcfm', source: 'gaussian', steps: 5, options: { ot: 'sinkhorn', sigma: 0.2, hidden: '32,32' } });
     expect(resolved(a)).toEqual(resolved(b));
     expect(resolved(a)).toMatchObject({ sinkhornTol: SINKHORN_DEFAULTS.tol, sinkhornEpsScaling: SINKHORN_DEFAULTS.epsScaling, reg: SINKHORN_DEFAULTS.reg, sigma: 0.2, hidden: [32, 32] });
+    // --fusion is the trainers' option `fusion` (engine/config.ts FUSION_LEVELS), as the library passes it.
+    expect(cli(['--fusion', 'mlp'], 5)).toEqual(trainConfig({ steps: 5, options: { fusion: 'mlp' } }));
+    expect(() => cli(['--fusion', 'kernel'])).toThrow(/--fusion: .*ops, layer, mlp, step/);
     const f = cli(['--method', 'maf', '--option', 'layers=3', '--option', 'schedule=constant'], 5);
     expect(resolved(f)).toEqual(resolved(trainConfig({ method: 'maf', steps: 5, options: { layers: 3, schedule: 'constant' } })));
   });
