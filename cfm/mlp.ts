@@ -5,11 +5,12 @@
  * GPU buffer, W_k stored [in, out] for x·W, then b_k), initialised like PyTorch's nn.Linear:
  * W and b ~ U(−1/√fan_in, 1/√fan_in).
  *
- * Three evaluators share that layout: `forward` (engine ops, one fused `linear` dispatch per layer,
+ * Three evaluators share that layout: `forward` (the engine's `mlp`: one dispatch at fusion level
+ * 'mlp' and above, one `linear` per layer at 'layer', matmul → add → activation at 'ops';
  * differentiable through the tape), the fused WGSL kernels of kernels/ode.ts (whole MLP per thread),
  * and the float64 CPU reference here (tests, divergence checks).
  */
-import { concat, full, linear, ParamSet, type ParamSpec, type Tensor } from '../engine';
+import { full, mlp, ParamSet, type MlpLayer, type ParamSpec, type Tensor } from '../engine';
 import { Rng } from '../engine/philox';
 import { ACT } from '../kernels/activations';
 import { packedLayout, type MlpActivation, type MlpLayout } from '../kernels/ode';
@@ -91,25 +92,21 @@ export class VectorField {
     }
   }
 
-  /** v(input) for input [B, d+1] = [x, t]: one fused linear dispatch per layer, on the tape. */
-  forward(input: Tensor): Tensor {
-    const n = this.layout.dims.length - 1;
-    let h = input;
-    for (let k = 0; k < n; k++) {
-      const next = linear(h, this.params.params[2 * k]!, this.params.params[2 * k + 1]!, k < n - 1 ? this.cfg.activation : 'none');
-      if (h !== input) h.dispose();
-      h = next;
-    }
-    return h;
+  private layers(): MlpLayer[] {
+    const p = this.params.params;
+    return this.layout.wOffsets.map((_, k) => ({ w: p[2 * k]!, b: p[2 * k + 1]! }));
   }
 
-  /** v(x, t) for x [B, d] at one time t (op-by-op: a fill, a concat, then the layers). */
+  /** v(input) for input [B, d+1] = [x, t]: the engine's `mlp` (see the header), on the tape. */
+  forward(input: Tensor): Tensor {
+    return mlp(input, this.layers(), { activation: this.cfg.activation });
+  }
+
+  /** v(x, t) for x [B, d] at one time t: t enters as a context column (a fill, then the network). */
   at(x: Tensor, t: number): Tensor {
     const tc = full([x.shape[0]!, 1], t);
-    const input = concat([x, tc], 1);
+    const v = mlp(x, this.layers(), { activation: this.cfg.activation, context: tc });
     tc.dispose();
-    const v = this.forward(input);
-    input.dispose();
     return v;
   }
 

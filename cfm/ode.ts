@@ -7,7 +7,7 @@
  * requested times; NFE (batch evaluations of v) is counted. The path energy ∫ E‖v‖² dt (for NPE)
  * is accumulated per sample with the solver's own quadrature weights.
  */
-import { abs, add, affine, div, getBackend, keep, maximum, mul, noGrad, scope, sqrt, square, sub, sum, type Tensor, zeros } from '../engine';
+import { abs, add, affine, div, getBackend, keep, maximum, mul, noGrad, scope, sqrt, square, sub, sum, withFusion, type FusionLevel, type Tensor, zeros } from '../engine';
 import { fixedStepKernel, odeUniforms, TABLEAUX, type FixedMethod } from '../kernels/ode';
 import type { VectorField } from './mlp';
 
@@ -22,7 +22,12 @@ export interface SolveOptions {
   t1?: number;
   /** Record the state at these times (ascending between t0 and t1, inclusive). */
   times?: readonly number[];
-  /** 'fused' (default) or 'ops' (op-by-op, for comparison). dopri5 is always op-by-op. */
+  /**
+   * The fusion level (engine/config.ts): 'step' (default) = the fused solver kernel, several steps
+   * per dispatch; 'mlp', 'layer', 'ops' = step by step on engine ops with the network at that level.
+   * dopri5 is always op-by-op. `path` is the older switch: 'fused' = 'step', 'ops' = 'layer'.
+   */
+  fusion?: FusionLevel;
   path?: 'fused' | 'ops';
   /** Accumulate ∫‖v‖² dt per sample (returned as `energy`, shape [n]). */
   energy?: boolean;
@@ -89,7 +94,9 @@ export async function odeSolve(vf: VectorField, x0: Tensor, opts: SolveOptions =
   if (solver === 'dopri5') return dopri5(vf, x0, t0, t1, times, opts);
   const steps = opts.steps ?? 100;
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`odeSolve: steps must be a positive integer, got ${steps}`);
-  return (opts.path ?? 'fused') === 'fused' ? fixedFused(vf, x0, solver, t0, t1, steps, times, opts) : fixedOps(vf, x0, solver, t0, t1, steps, times, opts);
+  const level: FusionLevel = opts.fusion ?? ((opts.path ?? 'fused') === 'fused' ? 'step' : 'layer');
+  if (level === 'step') return fixedFused(vf, x0, solver, t0, t1, steps, times, opts);
+  return withFusion(level, () => fixedOps(vf, x0, solver, t0, t1, steps, times, opts));
 }
 
 function recordInitial(x: Tensor, times: readonly number[], t0: number, trajectory: Tensor[]): void {

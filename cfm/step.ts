@@ -4,15 +4,16 @@
  * exact OT); the step's loss goes to a ring of GPU slots that the trainer reads every few hundred ms,
  * with a guard word the step raises on a NaN/Inf loss or parameter (engine/loss-ring.ts).
  *
- * Two interchangeable implementations with the same numbers (up to float32 summation order):
- *  - 'fused' (default): cfm/fused-step.ts, 2 dispatches (forward+backward, reduce+Adam), plus
- *    2 for the GPU Sinkhorn coupling (cost matrix, Sinkhorn + pair sampling);
- *  - 'tape': the engine's autodiff — the matcher kernel, `linear` layers, mean((v − u)²),
- *    valueAndGrad and engine Adam (28 dispatches at the default MLP), the reference the fused step is
- *    tested against.
+ * One implementation per fusion level (engine/config.ts), the same numbers (up to float32
+ * summation order):
+ *  - 'step' (default, mode 'fused'): cfm/fused-step.ts, 2 dispatches (forward+backward, reduce+Adam),
+ *    plus 2 for the GPU Sinkhorn coupling (cost matrix, Sinkhorn + pair sampling);
+ *  - 'mlp', 'layer', 'ops' (mode 'tape'): the engine's autodiff — the matcher kernel, the network
+ *    (`mlp`: one dispatch; `linear` per layer; or matmul → add → activation), mean((v − u)²),
+ *    valueAndGrad and engine Adam; the reference the fused step is tested against.
  */
 import type { CfmMethod } from '../train/contract';
-import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, noGrad, scope, square, sub, Tensor, valueAndGrad, zeros, keep, type RingRead } from '../engine';
+import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, noGrad, scope, square, sub, Tensor, valueAndGrad, withFusion, zeros, keep, type FusionLevel, type RingRead } from '../engine';
 import { layoutSize } from '../kernels/ode';
 import { adamUniforms, forwardBackwardKernel, fusedThreads, reduceAdamKernel, type FusedStepShape } from './fused-step';
 import { matcherKernel, matchUniforms } from './matchers';
@@ -20,6 +21,11 @@ import type { VectorField } from './mlp';
 import { costMatrix, GpuSinkhorn, type Pairing, type SinkhornOptions } from './ot';
 
 export type StepMode = 'fused' | 'tape';
+
+/** The stepper a fusion level selects: 'step' the fused kernels, the others the tape at that level. */
+export function stepModeOf(level: FusionLevel): StepMode {
+  return level === 'step' ? 'fused' : 'tape';
+}
 
 export interface AdamConfig {
   lr: number;
@@ -35,6 +41,11 @@ export interface StepperOptions {
   batch: number;
   /** Philox key of the matcher stream (t, eps) and of the GPU pair sampling. */
   seed: number;
+  /**
+   * The fusion level (engine/config.ts): 'step' = the fused step; 'mlp', 'layer', 'ops' = the tape
+   * at that level. Takes precedence over `mode` ('fused' = 'step', 'tape' = 'layer').
+   */
+  fusion?: FusionLevel;
   mode?: StepMode;
   /** GPU entropic coupling; omit for independent pairs or pairs already made on the CPU. */
   sinkhorn?: { opts: SinkhornOptions; pairing: Pairing };
@@ -52,6 +63,8 @@ export interface AdamState {
 
 export class CfmStepper {
   readonly mode: StepMode;
+  /** The fusion level the step runs at. */
+  readonly fusion: FusionLevel;
   readonly d: number;
   /** The batch buffer: x0 rows [0, B), x1 rows [B, 2B). */
   readonly xy: Tensor;
@@ -70,7 +83,8 @@ export class CfmStepper {
   private readonly wd: number;
 
   constructor(readonly vf: VectorField, readonly opts: StepperOptions) {
-    this.mode = opts.mode ?? 'fused';
+    this.fusion = opts.fusion ?? ((opts.mode ?? 'fused') === 'fused' ? 'step' : 'layer');
+    this.mode = stepModeOf(this.fusion);
     this.d = vf.cfg.dim;
     const B = opts.batch;
     this.xy = keep(zeros([2 * B, this.d]));
@@ -156,7 +170,8 @@ export class CfmStepper {
 
   /** The loss mean((v − u_t)²) on the tape and its gradients (caller owns). */
   lossAndGrads(input: Tensor, target: Tensor): { value: Tensor; grads: Tensor[] } {
-    return valueAndGrad(() => mean(square(sub(this.vf.forward(input), target))), this.vf.params.params);
+    const level = this.fusion === 'step' ? 'mlp' : this.fusion;
+    return withFusion(level, () => valueAndGrad(() => mean(square(sub(this.vf.forward(input), target))), this.vf.params.params));
   }
 
   private tapeStep(pairs: Tensor | null, step: number): void {

@@ -26,7 +26,7 @@
 import type { CfmMethod, DataMatrix, FamilyTrainer, TrainConfig, TrainingRun, TrainState } from '../train/contract';
 import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../train/methods';
 import { TRAIN_DEFAULTS } from '../train/options';
-import { NonFiniteError, tensor } from '../engine';
+import { FUSION_LEVELS, NonFiniteError, tensor, type FusionLevel } from '../engine';
 import { Rng } from '../engine/philox';
 import { getDataset } from '../datasets/toy2d';
 import { logLikelihood } from './likelihood';
@@ -68,6 +68,8 @@ export interface CfmConfig {
   solver: Solver;
   solverSteps: number;
   stepMode: StepMode;
+  /** The fusion level (engine FUSION_LEVELS), only when the options name it; else stepMode decides. */
+  fusion?: FusionLevel;
   weightDecay: number;
   evalPoints: number;
   trajectoryPoints: number;
@@ -77,7 +79,7 @@ export interface CfmConfig {
   nllSteps: number;
 }
 
-const KNOWN_OPTIONS = ['sigma', 'ot', 'reg', 'normalizeCost', 'sinkhornMaxIter', 'sinkhornTol', 'sinkhornEpsScaling', 'pairing', 'hidden', 'activation', 'solver', 'solverSteps', 'step', 'weightDecay', 'evalPoints', 'trajectoryPoints', 'trajectoryTimes', 'nllPoints', 'nllSteps'];
+const KNOWN_OPTIONS = ['sigma', 'ot', 'reg', 'normalizeCost', 'sinkhornMaxIter', 'sinkhornTol', 'sinkhornEpsScaling', 'pairing', 'hidden', 'activation', 'solver', 'solverSteps', 'step', 'fusion', 'weightDecay', 'evalPoints', 'trajectoryPoints', 'trajectoryTimes', 'nllPoints', 'nllSteps'];
 
 function num(opts: Record<string, unknown>, key: string, dflt: number, ok: (x: number) => boolean, what: string): number {
   const v = opts[key];
@@ -164,6 +166,7 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
     solver,
     solverSteps,
     stepMode: choice<StepMode>(o, 'step', 'fused', ['fused', 'tape']),
+    ...(o.fusion !== undefined ? { fusion: choice<FusionLevel>(o, 'fusion', 'step', FUSION_LEVELS) } : {}),
     weightDecay: num(o, 'weightDecay', 0, (x) => x >= 0, 'a non-negative number'),
     evalPoints: num(o, 'evalPoints', 2048, (x) => isInt(x) && x >= 2, 'an integer ≥ 2'),
     trajectoryPoints: num(o, 'trajectoryPoints', 256, (x) => isInt(x) && x >= 0, 'a non-negative integer'),
@@ -356,6 +359,7 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
       batch: c.batch,
       seed: c.seed,
       mode: c.stepMode,
+      fusion: c.fusion,
       sinkhorn: c.coupling === 'sinkhorn' ? { opts: { reg: c.reg!, normalize: c.normalizeCost, maxIter: c.sinkhornMaxIter, tol: c.sinkhornTol, epsScaling: c.sinkhornEpsScaling }, pairing: c.pairing } : undefined,
       adam: { lr: c.lr, weightDecay: c.weightDecay },
     });

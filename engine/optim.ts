@@ -110,7 +110,10 @@ export class Adam {
     this.v = keep(zeros([params.size]));
   }
 
-  /** One update from gradients in parameter order: one pack dispatch, one Adam dispatch. */
+  /**
+   * One update from gradients in parameter order: one pack dispatch (none when the gradients are
+   * already adjacent views of one buffer, as an `mlp`'s are), one Adam dispatch.
+   */
   step(grads: readonly Tensor[], lr = this.lr): void {
     if (grads.length !== this.params.params.length) throw new Error(`Adam.step: ${grads.length} gradients for ${this.params.params.length} parameters`);
     grads.forEach((g, i) => {
@@ -122,7 +125,9 @@ export class Adam {
     const b = getBackend();
     noGrad(() =>
       scope(() => {
-        const flatGrad = grads.length === 1 ? reshape(grads[0]!, [grads[0]!.size]) : concat(grads.map((g) => reshape(g, [g.size])));
+        const pieces = coalesce(grads);
+        // The Adam kernel reads the gradient from element 0 of its buffer: a view elsewhere is copied.
+        const flatGrad = pieces.length === 1 && pieces[0]!.offset === 0 ? pieces[0]! : concat(pieces);
         b.dispatch(b.prepare(adamKernel(this.params.size)), [this.params.flat.buffer, flatGrad.buffer, this.m.buffer, this.v.buffer], u);
       }),
     );
@@ -144,6 +149,28 @@ export class Adam {
     this.m.dispose();
     this.v.dispose();
   }
+}
+
+/**
+ * The gradients flattened, with runs of adjacent views into one buffer (the `mlp` VJP writes a
+ * network's gradients contiguously in parameter order) merged into one view: fewer pieces to pack.
+ */
+function coalesce(grads: readonly Tensor[]): Tensor[] {
+  const out: Tensor[] = [];
+  let run: Tensor[] = [];
+  const flush = () => {
+    if (run.length === 0) return;
+    const size = run.reduce((a, g) => a + g.size, 0);
+    out.push(run.length === 1 ? reshape(run[0]!, [size]) : Tensor.view(run[0]!, [size], run[0]!.offset));
+    run = [];
+  };
+  for (const g of grads) {
+    const prev = run[run.length - 1];
+    if (prev && !(g.sharesStorageWith(prev) && g.offset === prev.offset + prev.size)) flush();
+    run.push(g);
+  }
+  flush();
+  return out;
 }
 
 function check(name: string, x: number, ok: (x: number) => boolean): number {

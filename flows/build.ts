@@ -28,6 +28,7 @@ import { Flow } from './flow';
 import { DenseLinear, LULinear, Permutation } from './linear';
 import { MAFLayer } from './maf';
 import { ACTIVATIONS } from './nets';
+import { FUSION_LEVELS, type FusionLevel } from '../engine/config';
 import { ParamStore } from './params';
 import { Planar } from './planar';
 import { Radial } from './radial';
@@ -48,6 +49,12 @@ export interface FlowArch {
   actnorm: boolean;
   /** Seed of the initial parameters and fixed permutations. */
   seed: number;
+  /**
+   * The engine's fusion level for this flow's conditioners (engine/config.ts; 'step' = 'mlp' here:
+   * flows have no hand-fused step). Present only when the run's options name it, so configs stored
+   * before it existed still resolve to themselves.
+   */
+  fusion?: FusionLevel;
 }
 
 export const DEFAULT_LAYERS: Record<FlowMethod, number> = { realnvp: 8, nice: 8, glow: 6, planar: 32, radial: 32, maf: 5 };
@@ -58,7 +65,7 @@ export function defaultLayers(method: FlowMethod, dim: number): number {
 }
 
 /** Option keys the flow trainer reads (TrainConfig.options); others are ignored. */
-export const ARCH_OPTIONS = ['layers', 'hidden', 'activation', 'scaleBound', 'linear', 'base', 'actnorm', 'contextDim'] as const;
+export const ARCH_OPTIONS = ['layers', 'hidden', 'activation', 'scaleBound', 'linear', 'base', 'actnorm', 'contextDim', 'fusion'] as const;
 
 function bad(key: string, v: unknown, accepted: string): never {
   throw new Error(`flow option ${key}: ${JSON.stringify(v)} is not accepted; accepted: ${accepted}`);
@@ -96,6 +103,7 @@ export function resolveArch(method: string, dim: number, options: Record<string,
   const actnorm = o.actnorm === undefined ? true : o.actnorm === true || o.actnorm === 'true' ? true : o.actnorm === false || o.actnorm === 'false' ? false : bad('actnorm', o.actnorm, 'true, false');
   const contextDim = o.contextDim === undefined ? 0 : Number(o.contextDim);
   if (!Number.isInteger(contextDim) || contextDim < 0) bad('contextDim', o.contextDim, 'a non-negative integer');
+  if (o.fusion !== undefined && !(FUSION_LEVELS as readonly unknown[]).includes(o.fusion)) bad('fusion', o.fusion, FUSION_LEVELS.join(', '));
   if (contextDim > 0 && (m === 'planar' || m === 'radial')) throw new Error(`method ${m}: planar and radial layers have no conditioner, so the flow cannot take a context`);
   return {
     method: m, dim, contextDim,
@@ -103,6 +111,7 @@ export function resolveArch(method: string, dim: number, options: Record<string,
     hidden: o.hidden === undefined ? [64, 64] : parseHidden(o.hidden),
     activation, scaleBound, linear, base, actnorm,
     seed: Number.isSafeInteger(seed) ? seed : 0,
+    ...(o.fusion !== undefined ? { fusion: o.fusion as FusionLevel } : {}),
   };
 }
 
@@ -152,5 +161,5 @@ export function buildFlow(a: FlowArch): Flow {
       break;
   }
   const base: BaseDistribution = a.base === 'diag' ? new DiagNormal(store, 'base', D) : new StandardNormal(D);
-  return new Flow(layers, base, store);
+  return new Flow(layers, base, store, a.fusion ?? null);
 }

@@ -9,7 +9,7 @@
  * ŝ = 0 equal to 1 while stopping one layer from blowing a scale up (Glow's and nflows' remedy for
  * the instability of the unbounded exp(s) of the original RealNVP).
  */
-import { add, affine, concat, exp, keep, mul, slice, sub, sum, tanh, tensor, type Tensor } from '../engine';
+import { add, affine, exp, keep, mul, slice, sub, sum, tanh, tensor, type Tensor } from '../engine';
 import type { Rng } from '../engine/philox';
 import { checkContext, checkRows, zeroLogDet, type Bijection, type Forward, type Inverse } from './bijection';
 import { MLP, type MLPOptions } from './nets';
@@ -57,8 +57,7 @@ abstract class Coupling implements Bijection {
 
   /** The conditioner's output from the unchanged coordinates (and the context). */
   protected condition(x: Tensor, context: Tensor | undefined): Tensor {
-    const xm = mul(x, this.maskT);
-    return this.net.apply(context ? concat([xm, context], 1) : xm);
+    return this.net.apply(mul(x, this.maskT), context);
   }
 
   abstract forward(x: Tensor, context?: Tensor): Forward;

@@ -11,7 +11,7 @@
  * intermediates are released by an inner scope. A flow is conditional when its conditioner layers
  * are (`contextDim > 0`): the context is then required and passed to those layers.
  */
-import { add, getBackend, noGrad, scope, sub, zeros, type GpuRng, type Tensor } from '../engine';
+import { add, getBackend, noGrad, scope, sub, withFusion, zeros, type FusionLevel, type GpuRng, type Tensor } from '../engine';
 import { fmt } from '../engine/shape';
 import { checkRows, type Bijection } from './bijection';
 import type { BaseDistribution } from './base';
@@ -21,7 +21,11 @@ export class Flow {
   readonly dim: number;
   readonly contextDim: number;
 
-  constructor(readonly layers: readonly Bijection[], readonly base: BaseDistribution, readonly store: ParamStore) {
+  /**
+   * `fusion`: the engine fusion level the flow's passes run at (engine/config.ts), or null for
+   * whatever the engine is set to.
+   */
+  constructor(readonly layers: readonly Bijection[], readonly base: BaseDistribution, readonly store: ParamStore, readonly fusion: FusionLevel | null = null) {
     this.dim = base.dim;
     for (const [i, l] of layers.entries()) {
       if (l.dim !== this.dim) throw new Error(`flow: layer ${i} (${l.kind}) has dimension ${l.dim}, the base has ${this.dim}`);
@@ -56,7 +60,7 @@ export class Flow {
   /** Normalizing direction: z = f(x) and Σ log|det ∂f/∂x| per row. */
   forward(x: Tensor, context?: Tensor): { z: Tensor; logDet: Tensor } {
     this.checkIn(x, context, 'x');
-    return scope(() => {
+    return this.at(() => scope(() => {
       let h = x;
       let ld: Tensor | null = null;
       for (const l of this.layers) {
@@ -65,13 +69,13 @@ export class Flow {
         ld = ld ? add(ld, r.logDet) : r.logDet;
       }
       return { z: h === x ? add(x, 0) : h, logDet: ld ?? zeros([x.shape[0]!]) };
-    });
+    }));
   }
 
   /** Generative direction: x = f⁻¹(z) and Σ log|det ∂f⁻¹/∂z| per row. */
   inverse(z: Tensor, context?: Tensor): { x: Tensor; logDet: Tensor } {
     this.checkIn(z, context, 'z');
-    return scope(() => {
+    return this.at(() => scope(() => {
       let h = z;
       let ld: Tensor | null = null;
       for (let i = this.layers.length - 1; i >= 0; i--) {
@@ -81,7 +85,12 @@ export class Flow {
         ld = ld ? add(ld, r.logDet) : r.logDet;
       }
       return { x: h === z ? add(z, 0) : h, logDet: ld ?? zeros([z.shape[0]!]) };
-    });
+    }));
+  }
+
+  /** Runs `fn` at this flow's fusion level (if it has one). */
+  private at<T>(fn: () => T): T {
+    return this.fusion ? withFusion(this.fusion, fn) : fn();
   }
 
   /** log p(x | context) per row, [B]. */
@@ -117,7 +126,7 @@ export class Flow {
     let h = x;
     for (const l of this.layers) {
       if (l.dataInit) await l.dataInit(h, this.ctxFor(l, context));
-      const next = noGrad(() => scope(() => l.forward(h, this.ctxFor(l, context)).y));
+      const next = noGrad(() => this.at(() => scope(() => l.forward(h, this.ctxFor(l, context)).y)));
       if (h !== x) h.dispose();
       h = next;
     }

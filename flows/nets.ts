@@ -1,15 +1,17 @@
 /**
  * Conditioner networks: a plain MLP (coupling layers) and MADE (masked autoencoder for
- * distribution estimation, Germain et al. 2015) for MAF. Each dense layer is one fused
- * matmul+bias+activation dispatch (engine `linear`); MADE multiplies its weights by constant 0/1
- * masks first, so a masked connection has an exactly zero weight and an exactly zero gradient.
+ * distribution estimation, Germain et al. 2015) for MAF, both through the engine's `mlp` (the whole
+ * network in one dispatch and its gradient in two at fusion level 'mlp' and above; one `linear` per
+ * layer at 'layer'; matmul → add → activation at 'ops'). MADE's constant 0/1 masks multiply the
+ * weights, so a masked connection has an exactly zero weight and an exactly zero gradient; they live
+ * in one buffer (views per layer), so the network binds them once.
  */
-import { concat, keep, linear, mul, tensor, type Tensor } from '../engine';
+import { keep, mlp, tensor, Tensor, type MlpLayer } from '../engine';
 import type { Rng } from '../engine/philox';
 import type { Activation } from '../engine/prims';
 import type { ParamStore } from './params';
 
-export const ACTIVATIONS: readonly Activation[] = ['relu', 'tanh', 'selu', 'sigmoid'];
+export const ACTIVATIONS: readonly Activation[] = ['relu', 'tanh', 'selu', 'sigmoid', 'silu'];
 
 /** Glorot-uniform values for a fan_in × fan_out weight, times `gain`. */
 export function glorot(fanIn: number, fanOut: number, rng: Rng, gain = 1): Float32Array {
@@ -40,11 +42,10 @@ export class MLP {
     }
   }
 
-  apply(x: Tensor): Tensor {
-    let h = x;
-    const n = this.ws.length;
-    for (let l = 0; l < n; l++) h = linear(h, this.store.get(this.ws[l]!), this.store.get(this.bs[l]!), l + 1 < n ? this.opts.activation : 'none');
-    return h;
+  /** The network on [x, context]. */
+  apply(x: Tensor, context?: Tensor): Tensor {
+    const layers: MlpLayer[] = this.ws.map((w, l) => ({ w: this.store.get(w), b: this.store.get(this.bs[l]!) }));
+    return mlp(x, layers, { activation: this.opts.activation, context });
   }
 }
 
@@ -73,25 +74,36 @@ export class MADE {
     const hiddenDeg = opts.hidden.map((h) => Array.from({ length: h }, (_, k) => (dim === 1 ? 0 : (k % (dim - 1)) + 1)));
     const outDeg = Array.from({ length: outMult * dim }, (_, j) => order[j % dim]!);
     const degs = [inDeg, ...hiddenDeg, outDeg];
+    const maskData: Float32Array[] = [];
     for (let l = 0; l + 1 < degs.length; l++) {
       const a = degs[l]!, b = degs[l + 1]!;
       const last = l + 2 === degs.length;
       const m = new Float32Array(a.length * b.length);
       for (let i = 0; i < a.length; i++) for (let j = 0; j < b.length; j++) m[i * b.length + j] = (last ? b[j]! > a[i]! : b[j]! >= a[i]!) ? 1 : 0;
-      this.masks.push(keep(tensor(m, [a.length, b.length])));
+      maskData.push(m);
       this.ws.push(store.add(`${prefix}.${l}.w`, [a.length, b.length], glorot(a.length, b.length, rng, last ? (opts.lastGain ?? 0.01) : 1)));
       this.bs.push(store.add(`${prefix}.${l}.b`, [b.length], new Float32Array(b.length)));
     }
+    // Every mask in one buffer, a view per layer.
+    const all = new Float32Array(maskData.reduce((a, m) => a + m.length, 0));
+    let off = 0;
+    for (const m of maskData) {
+      all.set(m, off);
+      off += m.length;
+    }
+    const flat = tensor(all);
+    off = 0;
+    degs.slice(1).forEach((b, l) => {
+      const rows = degs[l]!.length;
+      this.masks.push(keep(Tensor.view(flat, [rows, b.length], off)));
+      off += rows * b.length;
+    });
+    flat.dispose();
   }
 
   apply(x: Tensor, context?: Tensor): Tensor {
-    let h = context ? concat([x, context], 1) : x;
-    const n = this.ws.length;
-    for (let l = 0; l < n; l++) {
-      const w = mul(this.store.get(this.ws[l]!), this.masks[l]!);
-      h = linear(h, w, this.store.get(this.bs[l]!), l + 1 < n ? this.opts.activation : 'none');
-    }
-    return h;
+    const layers: MlpLayer[] = this.ws.map((w, l) => ({ w: this.store.get(w), b: this.store.get(this.bs[l]!), mask: this.masks[l]! }));
+    return mlp(x, layers, { activation: this.opts.activation, context });
   }
 
   dispose(): void {

@@ -1,0 +1,81 @@
+/**
+ * Flows training step at each fusion level (issue 10 item 4): RealNVP (8 affine couplings) and MAF
+ * (10 MADE layers) in 2-D, conditioners [64, 64] ReLU, ActNorm in front, batch 256 — the step of
+ * flows/train.ts (−mean log p on the tape, Adam, loss into the ring; one flush). Dispatches per step
+ * from the engine counters; ms/step as the median over rounds of `steps` steps each (synced at the
+ * ends), levels alternated round by round (layer, mlp, ops, layer, mlp, ops, …) on one adapter.
+ *
+ *   node scripts/run-ts.mjs bench/flows-fusion.ts [--steps 20] [--rounds 3] [--levels ops,layer,mlp] [--models realnvp,maf]
+ */
+import { Adam, adapterSummary, init, LossRing, mean, neg, scope, setFusion, tensor, valueAndGrad, type FusionLevel } from '../engine';
+import { Rng } from '../engine/philox';
+import { buildFlow, resolveArch } from '../flows/build';
+
+const args = process.argv.slice(2);
+const flag = (k: string, d: string) => {
+  const i = args.indexOf(`--${k}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : d;
+};
+const steps = Number(flag('steps', '20'));
+const rounds = Number(flag('rounds', '3'));
+const levels = flag('levels', 'layer,mlp,ops').split(',') as FusionLevel[];
+const models = flag('models', 'realnvp,maf').split(',');
+
+const b = await init({ runtime: 'node' });
+console.error(`adapter: ${adapterSummary(b.adapter)}`);
+const B = 256;
+const rng = new Rng(7);
+const batches = Array.from({ length: 8 }, () => Float32Array.from({ length: B * 2 }, () => rng.normal() * 0.8 + 0.3));
+
+const median = (xs: number[]) => [...xs].sort((a, c) => a - c)[Math.floor(xs.length / 2)]!;
+const rows: string[] = [];
+for (const model of models) {
+  const flow = buildFlow(resolveArch(model, 2, {}, 0));
+  const init0 = tensor(batches[0]!, [B, 2]);
+  await flow.initialize(init0);
+  init0.dispose();
+  const adam = new Adam(flow.store.paramSet!, { lr: 1e-4 });
+  const ring = new LossRing();
+  let stepNo = 0;
+  const step = () => {
+    scope(() => {
+      const x = tensor(batches[stepNo % batches.length]!, [B, 2]);
+      const { value, grads } = valueAndGrad(() => neg(mean(flow.logProb(x))), flow.parameters);
+      adam.step(grads);
+      ring.record(value, flow.store.paramSet!.flat, stepNo);
+    });
+    b.flush();
+    stepNo++;
+  };
+  const times = new Map<FusionLevel, number[]>();
+  const disp = new Map<FusionLevel, number>();
+  for (const l of levels) {
+    setFusion(l); // warm-up: compile this level's pipelines
+    step();
+    step();
+    await b.sync();
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const l of levels) {
+      setFusion(l);
+      const d0 = b.counters.dispatches;
+      const t0 = performance.now();
+      for (let s = 0; s < steps; s++) step();
+      await b.sync();
+      const ms = (performance.now() - t0) / steps;
+      disp.set(l, (b.counters.dispatches - d0) / steps);
+      (times.get(l) ?? times.set(l, []).get(l)!).push(ms);
+      console.error(`${model} ${l} round ${r}: ${ms.toFixed(1)} ms/step, ${disp.get(l)} dispatches/step`);
+    }
+  }
+  const layerMs = times.has('layer') ? median(times.get('layer')!) : NaN;
+  for (const l of levels) {
+    const ms = median(times.get(l)!);
+    rows.push(`| ${model} | ${l} | ${disp.get(l)} | ${ms.toFixed(1)} | ${(layerMs / ms).toFixed(2)}× |`);
+  }
+  setFusion('step');
+  ring.dispose();
+  adam.dispose();
+  flow.dispose();
+}
+console.log(`| model | fusion | dispatches/step | ms/step (median of ${rounds} × ${steps} steps) | layer ÷ this |\n|---|---|---|---|---|\n${rows.join('\n')}`);
