@@ -58,6 +58,16 @@ export interface TrainResult extends TrainOutcome {
   trainConfig: Record<string, unknown>;
 }
 
+/**
+ * The configuration a training run of `spec` will resolve (defaults filled in, every option checked):
+ * what a checkpoint stores and what sample() needs with a mid-run state, e.g. in onCheckpoint:
+ * `sample({ method, config, params: state.params, step: state.step }, …)`. No GPU work.
+ */
+export function resolvedConfig(spec: TrainSpec): Record<string, unknown> {
+  const cfg = trainConfig(spec);
+  return getMethod(cfg.method).resolveConfig!(cfg);
+}
+
 /** Makes sure a WebGPU device is the engine's backend (acquires one on first use). */
 export async function ensureDevice(runtime: RuntimeOptions['runtime'] = 'auto'): Promise<void> {
   try {
