@@ -19,11 +19,11 @@ const NODE_EXAMPLE = path.join(ROOT, 'examples', 'node', 'train.ts');
 const alias = { wgflow: path.join(ROOT, 'api', 'index.ts'), 'wgflow/engine': path.join(ROOT, 'engine', 'index.ts') };
 
 describe('examples', () => {
-  test('the README Node example is examples/node/train.ts', () => {
-    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-    const section = readme.split(/^## /m).find((s) => s.startsWith('Use as a library'));
-    if (!section) return void console.warn('README has no "Use as a library" section yet: nothing to compare');
-    const block = /```ts\n([\s\S]*?from 'wgflow'[\s\S]*?)```/.exec(section)?.[1];
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const section = readme.split(/^## /m).find((s) => s.startsWith('Use as a library'));
+  // Skipped (shown as skipped, not passed) until the README has the section.
+  test.skipIf(!section)('the README Node example is examples/node/train.ts', () => {
+    const block = /```ts\n([\s\S]*?from 'wgflow'[\s\S]*?)```/.exec(section!)?.[1];
     expect(block, 'the section has a ts block importing wgflow').toBeTruthy();
     expect(block).toBe(readFileSync(NODE_EXAMPLE, 'utf8'));
   });
