@@ -15,7 +15,8 @@
 import type { CfmMethod } from '../train/contract';
 import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, noGrad, scope, square, sub, Tensor, valueAndGrad, withFusion, zeros, keep, type FusionLevel, type RingRead } from '../engine';
 import { layoutSize } from '../kernels/ode';
-import { adamUniforms, forwardBackwardKernel, fusedThreads, reduceAdamKernel, type FusedStepShape } from './fused-step';
+import { adamUniforms, reduceAdamKernel } from '../kernels/adam';
+import { forwardBackwardKernel, fusedThreads, type FusedStepShape } from './fused-step';
 import { matcherKernel, matchUniforms } from './matchers';
 import type { VectorField } from './mlp';
 import { costMatrix, GpuSinkhorn, type Pairing, type SinkhornOptions } from './ot';
@@ -149,7 +150,7 @@ export class CfmStepper {
     b.dispatch(b.prepare(forwardBackwardKernel(this.shape)), bufs, matchUniforms(this.opts.seed, step));
     this.t++;
     const u = adamUniforms({ lr: this.opts.adam.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, t: this.t, weightDecay: this.wd, step });
-    b.dispatch(b.prepare(reduceAdamKernel(np, threads, this.opts.batch, this.d, LOSS_SLOTS)), [part.buffer, this.vf.params.flat.buffer, this.m!.buffer, this.v!.buffer, this.ring.buffer.buffer], u);
+    b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS)), [part.buffer, this.vf.params.flat.buffer, this.m!.buffer, this.v!.buffer, this.ring.buffer.buffer], u);
     part.dispose();
   }
 

@@ -2,7 +2,7 @@
  * Parameters live in one flat GPU buffer, each named parameter a view into it, so that Adam updates
  * all of them in one dispatch; the gradients are packed into one flat buffer by one concat dispatch.
  */
-import { ADAM_UNIFORM_FLOATS, adamKernel } from '../kernels/adam';
+import { adamKernel, adamUniforms } from '../kernels/adam';
 import { concat, reshape, tensor, zeros } from './ops';
 import { noGrad } from './autodiff';
 import { checkShape, fmt, sizeOf } from './shape';
@@ -120,8 +120,7 @@ export class Adam {
       if (g.size !== this.params.params[i]!.size) throw new Error(`Adam.step: gradient ${i} ${fmt(g.shape)} does not match parameter ${this.params.names[i]} ${fmt(this.params.params[i]!.shape)}`);
     });
     this.t++;
-    const u = new Float32Array(ADAM_UNIFORM_FLOATS);
-    u.set([lr, this.beta1, this.beta2, this.eps, 1 / (1 - this.beta1 ** this.t), 1 / (1 - this.beta2 ** this.t), this.weightDecay, 0]);
+    const u = adamUniforms({ lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, t: this.t, weightDecay: this.weightDecay });
     const b = getBackend();
     noGrad(() =>
       scope(() => {

@@ -1,16 +1,47 @@
 /**
- * Adam / AdamW over one flat parameter buffer in one dispatch (Kingma & Ba, 2015; decoupled weight
- * decay: Loshchilov & Hutter, 2019, as torch.optim.AdamW):
+ * Adam / AdamW (Kingma & Ba, 2015; decoupled weight decay: Loshchilov & Hutter, 2019, as
+ * torch.optim.AdamW), the one WGSL body every optimiser path uses:
  *   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
  *   p ← p − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε).
  * Step-dependent numbers arrive as uniforms, so one pipeline serves every step.
+ *
+ *  - `adamKernel`: the engine's Adam (engine/optim.ts) over one flat parameter buffer and a packed
+ *    gradient, one dispatch;
+ *  - `reduceAdamKernel`: a fused step's end (the CFM step, cfm/step.ts): sums per-thread partial
+ *    gradients, applies the same update in place, stores the step's loss into the loss ring and
+ *    raises its guard on a non-finite loss or parameter (kernels/guard.ts), one dispatch.
  */
 import type { KernelSpec } from '../engine/backend';
-import { entry1d, grid1d, spec, type Binding } from './wgsl';
+import { NONFINITE_WGSL, raiseGuard, storeLoss } from './guard';
+import { entry1d, f32, grid1d, spec, u32, type Binding } from './wgsl';
 
-/** Uniform layout (8 × f32): lr, beta1, beta2, eps, 1/(1−β1^t), 1/(1−β2^t), weightDecay, unused. */
+/** Uniform layout (8 × 4 bytes): lr, beta1, beta2, eps, 1/(1−β1^t), 1/(1−β2^t), weightDecay (f32), step (u32). */
 export const ADAM_UNIFORM_FLOATS = 8;
+const ADAM_STRUCT = 'struct AdamParams { lr: f32, beta1: f32, beta2: f32, eps: f32, c1: f32, c2: f32, wd: f32, step: u32 }';
 
+/** Adam's uniforms; `step` (0-based) picks a fused step's loss-ring slot (unused by `adamKernel`). */
+export function adamUniforms(o: { lr: number; beta1: number; beta2: number; eps: number; t: number; weightDecay: number; step?: number }): Uint8Array {
+  const buf = new ArrayBuffer(ADAM_UNIFORM_FLOATS * 4);
+  new Float32Array(buf).set([o.lr, o.beta1, o.beta2, o.eps, 1 / (1 - o.beta1 ** o.t), 1 / (1 - o.beta2 ** o.t), o.weightDecay]);
+  new Uint32Array(buf)[7] = (o.step ?? 0) >>> 0;
+  return new Uint8Array(buf);
+}
+
+/**
+ * The update of element `i` from gradient `g` (WGSL expressions; uniforms in `hp`), leaving the new
+ * parameter in `pn`.
+ */
+function adamBody(p: string, m: string, v: string, i: string, g: string): string {
+  return `  let mi = hp.beta1 * ${m}[${i}] + (1.0 - hp.beta1) * ${g};
+  let vi = hp.beta2 * ${v}[${i}] + (1.0 - hp.beta2) * ${g} * ${g};
+  ${m}[${i}] = mi;
+  ${v}[${i}] = vi;
+  let decayed = ${p}[${i}] * (1.0 - hp.lr * hp.wd);
+  let pn = decayed - hp.lr * (mi * hp.c1) / (sqrt(vi * hp.c2) + hp.eps);
+  ${p}[${i}] = pn;`;
+}
+
+/** Bindings: uniforms, p, g, m, v. */
 export function adamKernel(n: number): KernelSpec {
   const bindings: Binding[] = [
     { name: 'hp', kind: 'uniform', type: 'AdamParams' },
@@ -19,13 +50,43 @@ export function adamKernel(n: number): KernelSpec {
     { name: 'm', kind: 'read_write' },
     { name: 'v', kind: 'read_write' },
   ];
-  const preamble = `struct AdamParams { lr: f32, beta1: f32, beta2: f32, eps: f32, c1: f32, c2: f32, wd: f32, pad: f32 }`;
-  const body = `  let gi = g[index];
-  let mi = hp.beta1 * m[index] + (1.0 - hp.beta1) * gi;
-  let vi = hp.beta2 * v[index] + (1.0 - hp.beta2) * gi * gi;
-  m[index] = mi;
-  v[index] = vi;
-  let decayed = p[index] * (1.0 - hp.lr * hp.wd);
-  p[index] = decayed - hp.lr * (mi * hp.c1) / (sqrt(vi * hp.c2) + hp.eps);`;
-  return spec(`adam[${n}]`, bindings, entry1d(256, n, body, preamble), grid1d(n, 256));
+  const body = `  let gi = g[index];\n${adamBody('p', 'm', 'v', 'index', 'gi')}`;
+  return spec(`adam[${n}]`, bindings, entry1d(256, n, body, ADAM_STRUCT), grid1d(n, 256));
+}
+
+/**
+ * Sums PART (threads rows of np gradient partials then one loss partial) over the threads and
+ * applies Adam to P in place; the step's loss (Σ loss partials · lossScale) goes to its slot of the
+ * loss ring (engine/loss-ring.ts: `slots` slots then the guard word), and the guard is raised when
+ * the loss or an updated parameter is non-finite (each thread checks the value it just wrote).
+ * Bindings: uniforms, PART, P, M, V, RING.
+ */
+export function reduceAdamKernel(np: number, threads: number, lossScale: number, slots: number): KernelSpec {
+  const bindings: Binding[] = [
+    { name: 'hp', kind: 'uniform', type: 'AdamParams' },
+    { name: 'PART', kind: 'read' },
+    { name: 'P', kind: 'read_write' },
+    { name: 'M', kind: 'read_write' },
+    { name: 'V', kind: 'read_write' },
+    { name: 'RING', kind: 'read_write', type: 'atomic<u32>' },
+  ];
+  const row = u32(np + 1);
+  const src = `${ADAM_STRUCT}
+${NONFINITE_WGSL}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let p = gid.x;
+  if (p > ${u32(np)}) { return; }
+  var g = 0.0;
+  for (var t = 0u; t < ${u32(threads)}; t++) { g += PART[t * ${row} + p]; }
+  if (p == ${u32(np)}) {
+    let loss = g * ${f32(lossScale)};
+    ${storeLoss('RING', slots, 'hp.step', 'loss')}
+    if (nonfinite(loss)) { ${raiseGuard('RING', slots, 'hp.step')} }
+    return;
+  }
+${adamBody('P', 'M', 'V', 'p', 'g')}
+  if (nonfinite(pn)) { ${raiseGuard('RING', slots, 'hp.step')} }
+}`;
+  return spec(`reduce_adam[${threads}x${np}]`, bindings, src, [Math.ceil((np + 1) / 64), 1, 1]);
 }
