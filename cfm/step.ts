@@ -13,7 +13,7 @@
  *    valueAndGrad and engine Adam; the reference the fused step is tested against.
  */
 import type { CfmMethod } from '../train/contract';
-import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, noGrad, scope, square, sub, Tensor, valueAndGrad, withFusion, zeros, keep, type FusionLevel, type RingRead } from '../engine';
+import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, mlpFallbackReason, noGrad, scope, square, sub, Tensor, valueAndGrad, withFusion, zeros, keep, type FusionLevel, type RingRead } from '../engine';
 import { layoutSize } from '../kernels/ode';
 import { adamUniforms, reduceAdamKernel } from '../kernels/adam';
 import { forwardBackwardKernel, fusedThreads, type FusedStepShape } from './fused-step';
@@ -66,6 +66,8 @@ export class CfmStepper {
   readonly mode: StepMode;
   /** The fusion level the step runs at. */
   readonly fusion: FusionLevel;
+  /** Why the step runs below the level asked for (a network too wide for the fused kernels), or null. */
+  readonly fallback: string | null;
   readonly d: number;
   /** The batch buffer: x0 rows [0, B), x1 rows [B, 2B). */
   readonly xy: Tensor;
@@ -84,7 +86,10 @@ export class CfmStepper {
   private readonly wd: number;
 
   constructor(readonly vf: VectorField, readonly opts: StepperOptions) {
-    this.fusion = opts.fusion ?? ((opts.mode ?? 'fused') === 'fused' ? 'step' : 'layer');
+    const wanted = opts.fusion ?? ((opts.mode ?? 'fused') === 'fused' ? 'step' : 'layer');
+    // Networks wider than the fused kernels take run layer by layer on the tape.
+    this.fallback = wanted === 'step' ? mlpFallbackReason(vf.layout.dims) : null;
+    this.fusion = this.fallback ? 'layer' : wanted;
     this.mode = stepModeOf(this.fusion);
     this.d = vf.cfg.dim;
     const B = opts.batch;

@@ -12,6 +12,7 @@
  *    next to the primal) or Hutchinson's εᵀ(∂v/∂x)ε with a probe ε fixed per sample for the solve.
  *  - `fieldKernel`: one evaluation of v (and optionally div v) for a batch (tests, references).
  *
+ * The network (and its forward-mode tangents) comes from the one MLP emitter, kernels/mlp/emit.ts.
  * Code shape (measured on SwiftShader, see bench/cfm-sample.ts): each thread owns S samples
  * (default 8). A layer loops over its outputs j at run time and, for each j, reads the column
  * W[:, j] once (fully unrolled over the inputs k) and uses every weight for all S samples (and all
@@ -21,6 +22,7 @@
  */
 import type { KernelSpec } from '../engine/backend';
 import { activationWgsl, type Activation } from './activations';
+import { declareArrays, emitForward, range, type MlpNet } from './mlp/emit';
 import { f32, u32, type Binding } from './wgsl';
 
 export type MlpActivation = Activation;
@@ -63,100 +65,46 @@ export function stateDim(l: MlpLayout): number {
   return d;
 }
 
-const range = (n: number): number[] => [...Array(n).keys()];
 
 /** What the generated field function computes besides v. */
 export type JvpMode = 'none' | 'trace' | 'probe';
 
 /**
- * WGSL for S samples at one time t:
+ * WGSL for S samples at one time t, from the one MLP emitter (kernels/mlp/emit.ts):
  *   'none':  fn field(x: array<array<f32, D>, S>, t: f32) -> array<array<f32, D>, S>
  *   'trace': fn field_div(x, t) -> FieldDiv { v, div: array<f32, S> } with div = tr ∂v/∂x exactly
- *            (D tangents e_m per sample, forward mode);
+ *            (D tangents e_m per sample pushed forward: forward mode);
  *   'probe': fn field_div(x, t, e: array<array<f32, D>, S>) -> FieldDiv with div = eᵀ(∂v/∂x)e.
  * Weights are read from the storage array `P` at offsets baked in.
  */
 export function mlpWgsl(l: MlpLayout, S: number, mode: JvpMode = 'none'): string {
   const d = stateDim(l);
-  const nl = l.dims.length - 1;
   const T = mode === 'trace' ? d : mode === 'probe' ? 1 : 0; // tangents per sample
-  const Sx = range(S);
-  const Tx = range(T);
-  const L: string[] = [];
+  const net: MlpNet = { dims: l.dims, activation: l.activation, w: l.wOffsets.map((off) => ({ buf: 'P', off })), b: l.bOffsets.map((off) => ({ buf: 'P', off })) };
   const vecT = `array<array<f32, ${d}>, ${S}>`;
+  const L: string[] = [];
   if (mode === 'none') L.push(`fn field(x: ${vecT}, t: f32) -> ${vecT} {`);
   else {
     L.push(`struct FieldDiv { v: ${vecT}, div: array<f32, ${S}> }`);
     L.push(`fn field_div(x: ${vecT}, t: f32${mode === 'probe' ? `, e: ${vecT}` : ''}) -> FieldDiv {`);
   }
-  // Private activation arrays: h{parity}_{s} for primals, g{parity}_{s}_{m} for tangents.
-  const widest = Math.max(...l.dims.slice(1, -1), 1);
-  for (const p of [0, 1]) {
-    for (const s of Sx) {
-      L.push(`  var h${p}_${s}: array<f32, ${widest}>;`);
-      for (const m of Tx) L.push(`  var g${p}_${s}_${m}: array<f32, ${widest}>;`);
-    }
+  // Private arrays start zeroed: tangent rows need only their nonzero entries.
+  L.push(...declareArrays(net, S, { tangents: T }));
+  for (const q of range(S)) {
+    for (let k = 0; k < d; k++) L.push(`  a0_${q}[${k}] = x[${q}][${k}];`);
+    L.push(`  a0_${q}[${d}] = t;`);
+    if (mode === 'trace') for (let m = 0; m < d; m++) L.push(`  ta0_${q}_${m}[${m}] = 1.0;`);
+    if (mode === 'probe') for (let k = 0; k < d; k++) L.push(`  ta0_${q}_0[${k}] = e[${q}][${k}];`);
   }
-  // Input of layer 0 per sample: x[s][0..d-1], t.
-  const in0 = (s: number, k: number) => (k < d ? `x[${s}][${k}]` : 't');
-  for (let k = 0; k < nl; k++) {
-    const nIn = l.dims[k]!;
-    const nOut = l.dims[k + 1]!;
-    const last = k === nl - 1;
-    const rd = (k + 1) % 2; // parity written by layer k-1 (layer k writes parity k % 2)
-    const wr = k % 2;
-    const prim = (s: number, i: number) => (k === 0 ? in0(s, i) : `h${rd}_${s}[${i}]`);
-    const tang = (s: number, m: number, i: number) => `g${rd}_${s}_${m}[${i}]`;
-    const W = (i: number, j: string) => `P[${u32(l.wOffsets[k]!)} + ${i}u * ${u32(nOut)} + ${j}]`;
-    const B = (j: string) => `P[${u32(l.bOffsets[k]!)} + ${j}]`;
-    if (!last) {
-      // Accumulate every row (sample, tangent) input by input: independent fma chains interleave, so
-      // the JIT is not latency-bound on one long chain of adds.
-      const rows: { acc: string; src: (i: number) => string | null }[] = [];
-      for (const s of Sx) {
-        rows.push({ acc: `z${s}`, src: (i) => prim(s, i) });
-        for (const m of Tx) {
-          if (k === 0) rows.push({ acc: `tz${s}_${m}`, src: (i) => (mode === 'trace' ? (i === m ? '' : null) : i < d ? `e[${s}][${i}]` : null) });
-          else rows.push({ acc: `tz${s}_${m}`, src: (i) => tang(s, m, i) });
-        }
-      }
-      L.push(`  for (var j = 0u; j < ${u32(nOut)}; j++) {`);
-      for (let i = 0; i < nIn; i++) L.push(`    let w${i} = ${W(i, 'j')};`);
-      for (const r of rows) L.push(`    var ${r.acc} = ${r.acc.startsWith('z') ? B('j') : '0.0'};`);
-      for (let i = 0; i < nIn; i++) {
-        for (const r of rows) {
-          const x = r.src(i);
-          if (x === null) continue;
-          L.push(x === '' ? `    ${r.acc} = ${r.acc} + w${i};` : `    ${r.acc} = fma(${x}, w${i}, ${r.acc});`);
-        }
-      }
-      for (const s of Sx) {
-        L.push(`    h${wr}_${s}[j] = act(z${s});`);
-        if (T > 0) L.push(`    let dz${s} = dact(z${s});`);
-        for (const m of Tx) L.push(`    g${wr}_${s}_${m}[j] = dz${s} * tz${s}_${m};`);
-      }
-      L.push('  }');
-    } else {
-      // Output layer: d columns, unrolled (constant weight offsets).
-      L.push(`  var v: ${vecT};`);
-      if (T > 0) L.push(`  var div: array<f32, ${S}>;`);
-      for (let j = 0; j < nOut; j++) {
-        for (let i = 0; i < nIn; i++) L.push(`  let wo${j}_${i} = P[${u32(l.wOffsets[k]! + i * nOut + j)}];`);
-        for (const s of Sx) L.push(`  var o${s}_${j} = P[${u32(l.bOffsets[k]! + j)}];`);
-      }
-      // Interleaved chains (see the hidden layers).
-      for (let i = 0; i < nIn; i++) for (let j = 0; j < nOut; j++) for (const s of Sx) L.push(`  o${s}_${j} = fma(${prim(s, i)}, wo${j}_${i}, o${s}_${j});`);
-      for (const s of Sx) for (let j = 0; j < nOut; j++) L.push(`  v[${s}][${j}] = o${s}_${j};`);
-      for (const s of Sx) {
-        if (mode === 'trace') {
-          // (J e_m)_m summed over m: the column of output m against tangent m only.
-          const terms = range(d).map((m) => range(nIn).map((i) => `${k === 0 ? (i === m ? '1.0' : '0.0') : tang(s, m, i)} * wo${m}_${i}`).join(' + '));
-          L.push(`  div[${s}] = ${terms.map((x) => `(${x})`).join(' + ')};`);
-        } else if (mode === 'probe') {
-          const jv = range(d).map((j) => `(${range(nIn).map((i) => `${k === 0 ? (i < d ? `e[${s}][${i}]` : '0.0') : tang(s, 0, i)} * wo${j}_${i}`).join(' + ')})`);
-          L.push(`  div[${s}] = ${jv.map((x, j) => `e[${s}][${j}] * ${x}`).join(' + ')};`);
-        }
-      }
+  L.push(...emitForward(net, S, { tangents: T }));
+  L.push(`  var v: ${vecT};`);
+  for (const q of range(S)) for (let j = 0; j < d; j++) L.push(`  v[${q}][${j}] = o_${q}[${j}];`);
+  if (T > 0) {
+    L.push(`  var div: array<f32, ${S}>;`);
+    for (const q of range(S)) {
+      // trace: Σ_m (J e_m)_m; probe: eᵀ (J e).
+      const terms = mode === 'trace' ? range(d).map((m) => `to_${q}_${m}[${m}]`) : range(d).map((j) => `e[${q}][${j}] * to_${q}_0[${j}]`);
+      L.push(`  div[${q}] = ${terms.join(' + ')};`);
     }
   }
   L.push(mode === 'none' ? '  return v;' : '  return FieldDiv(v, div);', '}');
@@ -253,7 +201,6 @@ export function fixedStepKernel(l: MlpLayout, n: number, method: FixedMethod, op
     stageSel.push(`      if (st == ${u32(st)}) {\n        ${upd.join('\n        ')}\n        ts = t + ${f32(tab.c[st]!)} * h;\n      }`);
   }
   const src = `${ODE_STRUCT}
-${activationWgsl(l.activation)}
 ${mlpWgsl(l, S)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -313,7 +260,6 @@ export function cnfKernel(l: MlpLayout, n: number, opts: CnfOptions): KernelSpec
     stageSel.push(`      if (st == ${u32(st)}) {\n        ${upd.join('\n        ')}\n        ts = t + ${f32(tab.c[st]!)} * h;\n      }`);
   }
   const src = `${ODE_STRUCT}
-${activationWgsl(l.activation)}
 ${mlpWgsl(l, S, opts.divergence)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -360,7 +306,6 @@ export function fieldKernel(l: MlpLayout, n: number, mode: JvpMode = 'none', sam
   if (mode !== 'none') bindings.push({ name: 'Div', kind: 'read_write' });
   if (mode === 'probe') bindings.push({ name: 'E', kind: 'read' });
   const src = `${ODE_STRUCT}
-${activationWgsl(l.activation)}
 ${mlpWgsl(l, S, mode)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {

@@ -112,3 +112,24 @@ describe('the flows option `fusion`', () => {
     x.dispose();
   });
 });
+
+describe('networks wider than the mlp kernels', () => {
+  it('fall back to the layer level, and say so', async () => {
+    expect(E.mlpFallbackReason([3, 64, 2])).toBeNull();
+    expect(E.mlpFallbackReason([3, 300, 2])).toMatch(/width of 300 exceeds the mlp kernel's 256/);
+    const vf = new VectorField({ dim: 2, hidden: [300], activation: 'selu' }, new Rng(1));
+    const st = new CfmStepper(vf, { method: 'icfm', sigma: 0.1, batch: 8, seed: 1, adam: { lr: 1e-3 } });
+    expect(st.fusion).toBe('layer');
+    expect(st.fallback).toMatch(/300/);
+    // At level mlp the op composes layer by layer: two linear dispatches instead of one mlp.
+    E.setFusion('mlp');
+    const x = E.tensor(batch(8, 3, 1), [8, 3]);
+    const d0 = E.getBackend().counters.dispatches;
+    const v = vf.forward(x);
+    expect(E.getBackend().counters.dispatches - d0).toBe(2);
+    E.setFusion('step');
+    for (const t of [x, v]) t.dispose();
+    st.dispose();
+    vf.dispose();
+  });
+});
