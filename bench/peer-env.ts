@@ -20,38 +20,48 @@ export async function installNodeNavigatorGpu(): Promise<void> {
 }
 
 /**
- * tfjs for Node: tfjs-core's `main` is a CommonJS build that registers no gradients, and the
- * packages' ES modules use extensionless imports that Node cannot load. So we bundle the ES modules
- * (core, its gradients, the WebGPU backend: one instance of core for all) with esbuild into
- * node_modules/.cache/wgflow and import that.
+ * tfjs as one ES module (core, its gradients, the WebGPU backend: a single instance of core), built
+ * with esbuild from the packages' ES modules. Why: tfjs-core's `main` is a CommonJS build that
+ * registers no gradients; its ES modules use extensionless imports Node cannot load; and in the
+ * page its browser map (`util` → false) trips browser/bundle.ts's Node built-in guard. For Node the
+ * bundle gets a `require` (the ES modules' Node paths call require('util')).
  */
-export async function loadTfjsForNode(): Promise<typeof import('@tensorflow/tfjs-core')> {
+export async function bundleTfjs(platform: 'node' | 'browser'): Promise<string> {
   const path = await import('node:path');
   const { createRequire } = await import('node:module');
-  const { pathToFileURL } = await import('node:url');
   const esbuild = await import('esbuild');
   const require = createRequire(path.join(process.cwd(), 'package.json'));
-  const root = path.dirname(path.dirname(path.dirname(require.resolve('@tensorflow/tfjs-core/package.json'))));
-  const out = path.join(root, '.cache', 'wgflow', `tfjs-peer-${process.pid}.mjs`);
-  await esbuild.build({
+  const core = path.dirname(require.resolve('@tensorflow/tfjs-core/package.json'));
+  const out = await esbuild.build({
     stdin: {
       contents: "export * from '@tensorflow/tfjs-core';\nimport '@tensorflow/tfjs-core/dist/register_all_gradients';\nimport '@tensorflow/tfjs-backend-webgpu';\n",
-      resolveDir: path.dirname(root),
+      resolveDir: path.dirname(path.dirname(path.dirname(core))),
       loader: 'js',
     },
     bundle: true,
+    write: false,
     format: 'esm',
-    platform: 'node',
+    platform,
     mainFields: ['module', 'main'],
-    outfile: out,
+    minify: platform === 'browser',
     logLevel: 'error',
-    // The ES modules' own Node paths call require('util') etc.; give the ESM bundle a require.
-    banner: { js: "import { createRequire as __wgflowCreateRequire } from 'node:module'; const require = __wgflowCreateRequire(import.meta.url);" },
+    banner: platform === 'node' ? { js: "import { createRequire as __wgflowCreateRequire } from 'node:module'; const require = __wgflowCreateRequire(import.meta.url);" } : undefined,
   });
+  return out.outputFiles[0]!.text;
+}
+
+/** The Node loader: the bundle written next to run-ts's (bare imports resolve from node_modules), imported, removed. */
+export async function loadTfjsForNode(): Promise<typeof import('@tensorflow/tfjs-core')> {
+  const path = await import('node:path');
   const fs = await import('node:fs');
+  const { pathToFileURL } = await import('node:url');
+  const dir = path.join(process.cwd(), 'node_modules', '.cache', 'wgflow');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `tfjs-peer-${process.pid}.mjs`);
+  fs.writeFileSync(file, await bundleTfjs('node'));
   try {
-    return (await import(pathToFileURL(out).href)) as typeof import('@tensorflow/tfjs-core');
+    return (await import(pathToFileURL(file).href)) as typeof import('@tensorflow/tfjs-core');
   } finally {
-    fs.rmSync(out, { force: true });
+    fs.rmSync(file, { force: true });
   }
 }

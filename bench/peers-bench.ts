@@ -25,7 +25,7 @@ import { adapterSummary } from '../engine/runtime';
 import { median } from './engine-bench';
 import { installGpuCounter, type GpuCounter } from './gpu-count';
 import { captureDispatches, timeDispatches, type KernelTime } from './gpu-profile';
-import { loadTfjs, peerEngines, type TfjsLoader } from './peers';
+import { peerEngines, type TfjsLoader } from './peers';
 import { fusionSwitch, wgflowEngines } from './wgflow-engine';
 import { hostData, relMaxDiff, workloadKey, type Act, type BenchEngine, type Runner, type Workload } from './workloads';
 
@@ -119,8 +119,8 @@ export function workloads(o: Required<PeersOptions>): Workload[] {
   ];
 }
 
-/** `tfjsLoader`: how to load tfjs here (the page's default; Node passes bench/peer-env.ts's). */
-export async function runPeersBench(b: WebGPUBackend, opts: PeersOptions = {}, say: Say = () => {}, tfjsLoader: TfjsLoader = loadTfjs): Promise<PeersResult> {
+/** `tfjsLoader`: how to load tfjs here (bench/peer-env.ts builds one for Node and one for the page); null: tfjs is reported as not loaded. */
+export async function runPeersBench(b: WebGPUBackend, opts: PeersOptions = {}, say: Say = () => {}, tfjsLoader: TfjsLoader | null = null): Promise<PeersResult> {
   const o: Required<PeersOptions> = { ...DEFAULT_PEERS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) };
   const sw = fusionSwitch();
   const result: PeersResult = {

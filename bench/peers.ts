@@ -4,7 +4,7 @@
  * `tf.train.adam`). Only bench/ imports them: they are devDependencies, never part of the library.
  *
  * Both look for `navigator.gpu` (tfjs already when its backend module is evaluated), so they are
- * imported dynamically, after the caller made sure it exists: in a page it does; in Node
+ * loaded dynamically, after the caller made sure it exists: in a page it does; in Node
  * bench/peer-env.ts installs Dawn's. Each peer opens its own GPUDevice on the same adapter.
  *
  * Waiting: jax-js is lazy (work is submitted when a result is awaited), so its wait is
@@ -146,22 +146,17 @@ interface TfWebGpuBackend {
   submitQueue(): void;
 }
 
-/** tfjs-core + its gradients (tfjs-core alone registers none: minimize would fail) + the WebGPU backend. */
+/**
+ * Loads tfjs-core with its gradients (tfjs-core alone registers none: minimize would fail) and the
+ * WebGPU backend, one instance of core for all three. Injected, never imported here: as published,
+ * neither Node (a CommonJS `main` without gradients; ES modules with extensionless imports) nor the
+ * page bundler (tfjs-core's browser map sends `util` to false, which browser/bundle.ts's built-in
+ * guard rejects) can take the packages directly, so bench/peer-env.ts prebuilds an ES module bundle
+ * with esbuild for each (bench/page-peers.ts imports the browser one from a blob: URL).
+ */
 export type TfjsLoader = () => Promise<Tf>;
 
-/**
- * The page's loader: the packages' ES modules, one instance of tfjs-core for all three. Node needs
- * another (bench/peer-env.ts): there the packages' `main` is a CommonJS build without gradients,
- * and their ES modules are not loadable by Node as published.
- */
-export const loadTfjs: TfjsLoader = async () => {
-  const tf: Tf = await import('@tensorflow/tfjs-core');
-  await import('@tensorflow/tfjs-core/dist/register_all_gradients');
-  await import('@tensorflow/tfjs-backend-webgpu');
-  return tf;
-};
-
-export async function tfjsEngine(load: TfjsLoader = loadTfjs): Promise<BenchEngine> {
+export async function tfjsEngine(load: TfjsLoader): Promise<BenchEngine> {
   const tf = await load();
   if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs: the webgpu backend did not initialise');
   await tf.ready();
@@ -236,12 +231,13 @@ function tfMlp(tf: Tf, batch: number, act: Act, data: HostData, wait: () => Prom
 }
 
 /** Both peers, each or its load error (a peer that cannot start is reported, not fatal). */
-export async function peerEngines(which: readonly ('jax-js' | 'tfjs')[] = ['jax-js', 'tfjs'], tfjsLoader: TfjsLoader = loadTfjs): Promise<{ engines: BenchEngine[]; errors: string[] }> {
+export async function peerEngines(which: readonly ('jax-js' | 'tfjs')[], tfjsLoader: TfjsLoader | null): Promise<{ engines: BenchEngine[]; errors: string[] }> {
   const engines: BenchEngine[] = [];
   const errors: string[] = [];
   for (const p of which) {
     try {
-      engines.push(p === 'jax-js' ? await jaxEngine() : await tfjsEngine(tfjsLoader));
+      if (p === 'tfjs' && !tfjsLoader) throw new Error('no tfjs loader given');
+      engines.push(p === 'jax-js' ? await jaxEngine() : await tfjsEngine(tfjsLoader!));
     } catch (e) {
       errors.push(`${p}: ${(e as Error).message}`);
     }

@@ -23,6 +23,7 @@ import { DEFAULT_BENCH, runEngineBench, type EngineBenchOptions, type EngineBenc
 import tune, { type TuneArgs } from './page-tune';
 import { runPeersBench, type PeersOptions, type PeersResult } from './peers-bench';
 import { renderPeersChart, renderPeersTables, peersJson } from './peers-report';
+import type { PagePeersArgs } from './page-peers';
 
 type Runtime = 'node' | 'browser';
 
@@ -296,8 +297,11 @@ async function runPeersNode(opts: PeersOptions, log: (s: string) => void): Promi
 }
 
 async function runPeersBrowser(opts: PeersOptions, log: (s: string) => void): Promise<PeersResult> {
+  const { bundleTfjs } = await import('./peer-env');
+  const tfjsSource = (opts.peers ?? ['tfjs']).includes('tfjs') && opts.sections?.includes('peers') ? await bundleTfjs('browser') : null;
+  const args: PagePeersArgs = { opts, tfjsSource };
   const { result } = await runInBrowser<PeersResult>('bench/page-peers.ts', {
-    args: opts,
+    args,
     // Unquantised timestamps for --profile (Chromium rounds them to 100 µs otherwise).
     extraArgs: ['--enable-webgpu-developer-features'],
     onMessage: (m) => log(`[browser] ${(m as { text?: string }).text ?? JSON.stringify(m)}`),
