@@ -50,7 +50,7 @@ function expectFlat(snaps: Snapshot[], keys: readonly (keyof Snapshot)[], steps:
 
 describe('memory is flat after warm-up', () => {
   it('OT-CFM, 200 steps: pool, allocation and bind-group counters do not move after step 25', async () => {
-    const snaps = await sample('otcfm', 200, {});
+    const snaps = await sample('otcfm', 200, { evalPoints: 64, trajectoryPoints: 8, solverSteps: 4 });
     expectFlat(snaps, [...FLAT, 'bindGroupsCached'], 200);
   });
 
