@@ -8,7 +8,7 @@
  *
  * RealNVP's bind-group cache is left out: bind groups are cached by buffer identity, and which
  * pooled buffer an op gets varies over the first few hundred steps, so the cache is still filling
- * here; it then settles (bench/soak.ts: 2 729 entries from step 1 000 to step 20 000).
+ * here; it then settles (bench/soak.ts: the same count from step 1 000 to step 20 000).
  */
 import { describe, expect, it } from 'vitest';
 import { getMethod } from '../cli/jobs';
