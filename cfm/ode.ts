@@ -7,7 +7,7 @@
  * requested times; NFE (batch evaluations of v) is counted. The path energy ∫ E‖v‖² dt (for NPE)
  * is accumulated per sample with the solver's own quadrature weights.
  */
-import { abs, add, affine, div, getBackend, keep, maximum, mlpFallbackReason, mul, noGrad, scope, sqrt, square, sub, sum, withFusion, type FusionLevel, type Tensor, zeros } from '../engine';
+import { abs, add, affine, div, getBackend, keep, maximum, mul, noGrad, scope, sqrt, square, sub, sum, withFusion, type FusionLevel, type Tensor, zeros } from '../engine';
 import { fixedStepKernel, odeUniforms, TABLEAUX, type FixedMethod } from '../kernels/ode';
 import type { VectorField } from './mlp';
 
@@ -94,9 +94,7 @@ export async function odeSolve(vf: VectorField, x0: Tensor, opts: SolveOptions =
   if (solver === 'dopri5') return dopri5(vf, x0, t0, t1, times, opts);
   const steps = opts.steps ?? 100;
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`odeSolve: steps must be a positive integer, got ${steps}`);
-  const asked: FusionLevel = opts.fusion ?? ((opts.path ?? 'fused') === 'fused' ? 'step' : 'layer');
-  // Networks wider than the fused kernels take are solved step by step with one `linear` per layer.
-  const level = asked === 'step' && mlpFallbackReason(vf.layout.dims) ? 'layer' : asked;
+  const level: FusionLevel = opts.fusion ?? ((opts.path ?? 'fused') === 'fused' ? 'step' : 'layer');
   if (level === 'step') return fixedFused(vf, x0, solver, t0, t1, steps, times, opts);
   return withFusion(level, () => fixedOps(vf, x0, solver, t0, t1, steps, times, opts));
 }

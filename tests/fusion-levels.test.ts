@@ -9,6 +9,7 @@ import * as E from '../engine';
 import { Rng } from '../engine/philox';
 import { VectorField } from '../cfm/mlp';
 import { CfmStepper, fusedGradients, type StepperOptions } from '../cfm/step';
+import { odeSolve } from '../cfm/ode';
 import { buildFlow, resolveArch } from '../flows/build';
 import { expectClose, gpu } from './helpers';
 
@@ -128,7 +129,13 @@ describe('networks wider than the mlp kernels', () => {
     const v = vf.forward(x);
     expect(E.getBackend().counters.dispatches - d0).toBe(2);
     E.setFusion('step');
-    for (const t of [x, v]) t.dispose();
+    // The ODE kernels are forward-only and take the wide network (as before the emitter): fused
+    // RK4 equals the step-by-step solve.
+    const x0 = E.tensor(batch(8, 2, 3), [8, 2]);
+    const fused = await odeSolve(vf, x0, { steps: 3 });
+    const layer = await odeSolve(vf, x0, { steps: 3, fusion: 'layer' });
+    expectClose(await fused.x.data(), await layer.x.data(), { atol: 1e-5, rtol: 1e-4 }, 'RK4, width 300');
+    for (const t of [x, v, x0, fused.x, layer.x]) t.dispose();
     st.dispose();
     vf.dispose();
   });

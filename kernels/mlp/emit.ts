@@ -65,11 +65,16 @@ function weight(net: MlpNet, k: number, i: string, j: string): string {
   return m ? `(${at(net.w[k]!, idx)} * ${at(m, idx)})` : at(net.w[k]!, idx);
 }
 
-export function checkNet(net: MlpNet): void {
+/**
+ * Checks the layout; widths are bounded by `maxWidth` (the reverse pass keeps every layer's
+ * activations per sample, so it takes MLP_MAX_WIDTH; forward-only kernels such as the ODE solvers'
+ * keep two arrays and take wider networks).
+ */
+export function checkNet(net: MlpNet, maxWidth = MLP_MAX_WIDTH): void {
   const L = net.dims.length - 1;
   if (L < 1) throw new Error('mlp: needs at least one layer');
   if (net.w.length !== L || net.b.length !== L) throw new Error(`mlp: ${L} layers need ${L} weights and biases`);
-  for (const d of net.dims) if (!Number.isInteger(d) || d < 1 || d > MLP_MAX_WIDTH) throw new RangeError(`mlp: widths must be integers in 1..${MLP_MAX_WIDTH}, got [${net.dims.join(', ')}]`);
+  for (const d of net.dims) if (!Number.isInteger(d) || d < 1 || d > maxWidth) throw new RangeError(`mlp: widths must be integers in 1..${maxWidth}, got [${net.dims.join(', ')}]`);
 }
 
 /**
@@ -105,7 +110,7 @@ export function declareArrays(net: MlpNet, S: number, opts: { keep?: boolean; ta
  * tangent rows ta0_{q}_{m} are pushed forward to to_{q}_{m}.
  */
 export function emitForward(net: MlpNet, S: number, opts: { keep?: boolean; tangents?: number } = {}): string[] {
-  checkNet(net);
+  checkNet(net, opts.keep ? MLP_MAX_WIDTH : 4096);
   const L = net.dims.length - 1;
   const T = opts.tangents ?? 0;
   const Q = range(S);
