@@ -155,7 +155,7 @@ function text(c: Canvas, x: number, y: number, s: string, color: RGBA): void {
   }
 }
 
-// wgflow's levels in blues (darker = more fused), jax-js orange, tfjs green.
+// wgflow's levels in blues (darker = more fused; matmul, one kernel at every level, darkest), jax-js orange, tfjs green.
 const BLUES: RGBA[] = [[158, 202, 225, 255], [107, 174, 214, 255], [49, 130, 189, 255], [8, 81, 156, 255], [8, 48, 107, 255]];
 const FAMILY: Record<CaseResult['family'], RGBA> = { wgflow: BLUES[2]!, 'jax-js': [255, 127, 14, 255], tfjs: [44, 160, 44, 255] };
 const INK: RGBA = [40, 40, 40, 255];
@@ -172,7 +172,7 @@ export function renderPeersChart(results: PeersResult[]): Uint8Array {
   const engs = [...new Set(all.map(label))];
   const fam = new Map(all.map((c) => [label(c), c.family]));
   const levels = engs.filter((e) => e !== 'wgflow' && fam.get(e) === 'wgflow');
-  const colour = (e: string): RGBA => (e === 'wgflow' ? FAMILY.wgflow : fam.get(e) === 'wgflow' ? BLUES[Math.min(BLUES.length - 1, levels.indexOf(e))]! : FAMILY[fam.get(e)!]);
+  const colour = (e: string): RGBA => (e === 'wgflow' ? BLUES[BLUES.length - 1]! : fam.get(e) === 'wgflow' ? BLUES[Math.min(BLUES.length - 1, levels.indexOf(e))]! : FAMILY[fam.get(e)!]);
   const W = 1400, rowH = 330, legendH = 24 + 14 * Math.ceil(engs.length / 3);
   const H = legendH + rowH * Math.max(1, results.length);
   const c = new Canvas(W, H);
