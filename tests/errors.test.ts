@@ -214,7 +214,7 @@ describe('wrong argument types', () => {
 
   it('linear with an unknown activation lists the accepted ones', () => {
     const [x, w, c] = [t([2, 3]), t([3, 4]), t([4])];
-    expect(thrown(() => E.linear(x, w, c, 'gelu' as 'relu')).message).toBe('linear: unknown activation "gelu"; accepted: none, relu, selu, tanh, sigmoid');
+    expect(thrown(() => E.linear(x, w, c, 'gelu' as 'relu')).message).toBe('linear: unknown activation "gelu"; accepted: none, relu, selu, tanh, sigmoid, silu');
     [x, w, c].forEach((v) => v.dispose());
   });
 
