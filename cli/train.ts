@@ -215,6 +215,17 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   view.finish();
   const wall = (performance.now() - t0) / 1000;
   const finished = new Date();
+  // What metrics.json records about every run, finished or failed.
+  const runRecord = {
+    lr: stored.lr,
+    data_file: stored.data_file,
+    options: stored.options,
+    resumed_from: resume ? startStep : null,
+    wall_s: +wall.toFixed(3),
+    started_at: started.toISOString(),
+    finished_at: finished.toISOString(),
+  };
+  const lossRecord = (losses: { step: number; loss: number }[]) => losses.map((l) => [l.step, Number.isFinite(l.loss) ? l.loss : null]);
 
   if ('failure' in res) {
     // Training stopped (NaN/Inf, device lost): no evaluation, no model written over the last
@@ -227,18 +238,12 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
       target: stored.target ?? stored.data_file,
       batch: stored.batch,
       seed: stored.seed,
-      lr: stored.lr,
       runtime,
       adapter: adapterSummary(res.adapter),
       failure: { kind: f.kind, step: f.step, message: f.message },
       checkpoint_step: checkpointStep,
-      data_file: stored.data_file,
-      options: stored.options,
-      resumed_from: resume ? startStep : null,
-      wall_s: +wall.toFixed(3),
-      started_at: started.toISOString(),
-      finished_at: finished.toISOString(),
-      losses: f.losses.map((l) => [l.step, Number.isFinite(l.loss) ? l.loss : null]),
+      ...runRecord,
+      losses: lossRecord(f.losses),
     };
     writeOutput(out, 'metrics.json', `${JSON.stringify(failed, null, 2)}\n`);
     const ckpt = displayPath(ctx.cwd, ckptPath);
@@ -282,17 +287,11 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   const { type: _type, ...resultFields } = result;
   const metrics = {
     ...resultFields,
-    lr: stored.lr,
-    data_file: stored.data_file,
-    options: stored.options,
-    resumed_from: resume ? startStep : null,
-    wall_s: +wall.toFixed(3),
-    started_at: started.toISOString(),
-    finished_at: finished.toISOString(),
+    ...runRecord,
     config: res.config,
     adapter_info: { ...res.adapter, user_agent: userAgent ?? null },
     samples: res.samples,
-    losses: res.state.losses.map((l) => [l.step, Number.isFinite(l.loss) ? l.loss : null]),
+    losses: lossRecord(res.state.losses),
     files: ['metrics.json', 'model.safetensors', ...Object.keys(pictures), 'report.html'],
   };
   writeOutput(out, 'metrics.json', `${JSON.stringify(metrics, null, 2)}\n`);

@@ -13,6 +13,7 @@ import { encodeCheckpoint } from '../train/checkpoint';
 import { main } from '../cli/main';
 import { encodeNpy } from '../datasets/files';
 import { cfmCheckpoint, cfmParts, flowCheckpoint, flowParts } from './fixtures/checkpoints';
+import { mulberry32 } from './fixtures/seeded';
 
 const REACHED = 'REACHED THE TASK (test runner stand-in)';
 vi.mock('../cli/runner', async (orig) => ({
@@ -172,17 +173,6 @@ describe('flags and paths before work starts (item 5b)', () => {
   });
 });
 
-/** mulberry32, as in tests/fuzz-readers.test.ts: the same inputs on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('CLI fuzz: every outcome is exit 0 or 2 without a stack, or reaching the task', () => {
   function expectCleanExit(what: string, r: { code: number; stderr: string }): 'refused' | 'reached' | 'ok' {
@@ -195,7 +185,7 @@ describe('CLI fuzz: every outcome is exit 0 or 2 without a stack, or reaching th
   }
 
   test('300 mutated checkpoints through sample and eval, 200 mutated data files through train and eval', async () => {
-    const r = rng(5);
+    const r = mulberry32(5);
     const { decodeSafetensors, encodeSafetensors } = await import('../io/safetensors');
     const counts = { refused: 0, reached: 0, ok: 0 };
     const bases = [cfmCheckpoint(), flowCheckpoint()];
@@ -240,7 +230,7 @@ describe('CLI fuzz: every outcome is exit 0 or 2 without a stack, or reaching th
   });
 
   test('400 flag sweeps over train, sample and eval', async () => {
-    const r = rng(9);
+    const r = mulberry32(9);
     const counts = { refused: 0, reached: 0, ok: 0 };
     const ck = file('sweep.safetensors', cfmCheckpoint());
     const values = ['', '-1', '0', '1', '2', '1e9', '1048576', '65537', 'NaN', 'Infinity', '0x10', '1.5', 'toString', '__proto__', 'moons', 'gaussian', '/proc/x', '/sys/kernel/x', '/dev/null', path.join(dir, 'plain-file'), dir, 'x'.repeat(4000), '\u0000\u001b[2J', 'hidden=30000', 'hidden=8,8', 'layers=100000', 'ot=exact', 'sigma=-1', 'a=b'];

@@ -20,18 +20,8 @@ import { checkModelConfig, checkTrainConfig, firstNonFinite } from '../cli/store
 import { encodeNpy, parseCsv, parseNpy, checkDataMagnitude } from '../datasets/files';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors';
 import { cfmCheckpoint, flowCheckpoint } from './fixtures/checkpoints';
+import { mulberry32 } from './fixtures/seeded';
 
-/** mulberry32: a small seeded generator (the inputs must be the same on every run). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type R = () => number;
 const pick = <T,>(r: R, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
@@ -192,7 +182,7 @@ describe('fuzz: readers end in a read or a clean error', () => {
   });
 
   test('2 000 mutated checkpoints (1 000 flow matching, 1 000 RealNVP)', () => {
-    const r = rng(12);
+    const r = mulberry32(12);
     const bases = [cfmCheckpoint(), flowCheckpoint()];
     const t = tally();
     for (let i = 0; i < 2000; i++) {
@@ -206,7 +196,7 @@ describe('fuzz: readers end in a read or a clean error', () => {
   });
 
   test('1 000 mutated .npy files', () => {
-    const r = rng(7);
+    const r = mulberry32(7);
     const base = encodeNpy(Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)), [32, 2]);
     const t = tally();
     for (let i = 0; i < 1000; i++) {
@@ -223,7 +213,7 @@ describe('fuzz: readers end in a read or a clean error', () => {
   });
 
   test('1 000 mutated .csv files', () => {
-    const r = rng(3);
+    const r = mulberry32(3);
     const rows = Array.from({ length: 40 }, (_, i) => `${Math.sin(i).toFixed(4)},${Math.cos(i).toFixed(4)}`);
     const base = `x,y\n${rows.join('\n')}\n`;
     const pieces = ['1e30', 'NaN', '-inf', ',', '\n', '\r\n', '\u0000', '\u001b[31m', '"', 'abc', '1e39', '2.5', ' ', 'x'.repeat(100_000), '1e6', '-1000001', '1,2,3'];
