@@ -59,7 +59,10 @@ export async function bundleForBrowser(entry: string, opts: BundleOptions = {}):
             kind: args.kind,
             pluginData: { wgflowSkip: true },
           });
-          if (viaPackages.errors.length === 0) return viaPackages;
+          // A package's browser map may send a built-in to `false` (tfjs-core: "util": false):
+          // esbuild then resolves it to an empty module under a non-file path, which a plugin may
+          // not hand back; leave that case to esbuild's own resolver, which applies the map.
+          if (viaPackages.errors.length === 0) return path.isAbsolute(viaPackages.path) ? viaPackages : undefined;
         }
         // `await import('node:fs')` behind a runtime check is how shared code (engine/runtime.ts)
         // reaches Node-only APIs; it stays a dynamic import and fails only if executed in a page.

@@ -4,7 +4,7 @@
  * tests because Chromium takes a while to start on a 2-core machine; runInBrowser itself (which
  * launches and closes its own browser) is exercised once.
  */
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -121,6 +121,23 @@ describe('bundleForBrowser', () => {
     await expect(bundleForBrowser('tests/fixtures/page-uses-node.ts')).rejects.toThrow(
       'tests/fixtures/page-uses-node.ts → tests/fixtures/page-uses-node-helper.ts → node:fs',
     );
+  });
+
+  it("honours a package's browser map that sends a built-in to false (tfjs-core's util)", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'wgflow-browser-map-'));
+    try {
+      mkdirSync(path.join(dir, 'pkg'));
+      writeFileSync(path.join(dir, 'pkg', 'package.json'), JSON.stringify({ name: 'bm', version: '1.0.0', main: 'index.js', browser: { util: false } }));
+      writeFileSync(path.join(dir, 'pkg', 'index.js'), "import util from 'util';\nexport const kind = typeof util;\n");
+      writeFileSync(path.join(dir, 'entry.js'), "import { kind } from './pkg/index.js';\nexport default () => kind;\n");
+      const code = await bundleForBrowser(path.join(dir, 'entry.js'));
+      expect(code).not.toMatch(/from ["']util["']/);
+      // A built-in that no map sends away is still refused, naming the chain.
+      writeFileSync(path.join(dir, 'pkg', 'package.json'), JSON.stringify({ name: 'bm', version: '1.0.0', main: 'index.js' }));
+      await expect(bundleForBrowser(path.join(dir, 'entry.js'))).rejects.toThrow(/imports Node built-in[\s\S]*pkg\/index\.js → util/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('bundles page code into one ESM file with an inline source map', async () => {
