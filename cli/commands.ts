@@ -326,7 +326,8 @@ export async function benchCommand(argv: string[], ctx: CliContext): Promise<num
   }
   const entry = path.join(ctx.root, 'bench', 'run.ts');
   if (!existsSync(entry)) {
-    ctx.stderr.write('wgflow bench: bench/run.ts is not in this checkout yet (the benchmark suite is being written); nothing was run\n');
+    // An installed package ships no bench/ (the peers it measures against are devDependencies).
+    ctx.stderr.write(`wgflow bench: the benchmark suite (bench/run.ts) runs from a checkout of wgflow with its devDependencies (git clone, npm ci); ${ctx.root} has none. Nothing was run\n`);
     return 1;
   }
   // The suite parses the same flags; run it as its own process (it manages its own browser).
