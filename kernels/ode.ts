@@ -23,6 +23,7 @@
 import type { KernelSpec } from '../engine/backend';
 import { activationWgsl, type Activation } from './activations';
 import { declareArrays, emitForward, range, type MlpNet } from './mlp/emit';
+import { packedOffsets } from './mlp/kernels';
 import { f32, u32, type Binding } from './wgsl';
 
 export type MlpActivation = Activation;
@@ -41,15 +42,7 @@ export interface MlpLayout {
 
 /** The standard layout [W0, b0, W1, b1, …] packed from offset 0 (what cfm/mlp.ts builds). */
 export function packedLayout(dims: readonly number[], activation: MlpActivation): MlpLayout {
-  const wOffsets: number[] = [];
-  const bOffsets: number[] = [];
-  let off = 0;
-  for (let k = 0; k + 1 < dims.length; k++) {
-    wOffsets.push(off);
-    off += dims[k]! * dims[k + 1]!;
-    bOffsets.push(off);
-    off += dims[k + 1]!;
-  }
+  const { w: wOffsets, b: bOffsets } = packedOffsets(dims);
   return { dims: [...dims], activation, wOffsets, bOffsets };
 }
 
