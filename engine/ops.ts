@@ -7,6 +7,7 @@ import { apply } from './autodiff';
 import { ACTIVATIONS as ACTIVATION_NAMES, ACT } from '../kernels/activations';
 import { fusionAtLeast } from './config';
 import { checkMlp } from './mlp';
+import { checkSpline, SPLINE_MINIMA } from './spline';
 import { MLP_MAX_WIDTH } from '../kernels/mlp/emit';
 import { fusedForward, type Activation, type CompareOp, type UnaryPrim } from './prims';
 import { broadcastShapes, checkShape, fmt, normAxis, sameShape, sizeOf, type Shape } from './shape';
@@ -307,6 +308,45 @@ export function logdet(x: Tensor): Tensor {
     throw new Error(`logdet: needs a square matrix [n, n] or a batch of them [B, n, n], got ${fmt(x.shape)}`);
   }
   return apply('logdet', [x], {});
+}
+
+export interface RqSplineOptions {
+  /** The spline acts on [−bound, bound]; outside it is the identity (default 3). */
+  bound?: number;
+  /** Evaluate x = f⁻¹(y) instead (the log-determinant is then log|dx/dy|). */
+  inverse?: boolean;
+  /** Floors of the bin widths and heights (fractions of the interval) and of the derivatives (nflows' 1e-3). */
+  minWidth?: number;
+  minHeight?: number;
+  minDerivative?: number;
+}
+
+/**
+ * Monotonic rational-quadratic splines, one per element of x (Durkan et al. 2019, "Neural Spline
+ * Flows"; kernels/spline.ts has the formulas): widths and heights [...x.shape, K] are unnormalised
+ * (softmax), derivatives [...x.shape, K − 1] too (softplus; null when K = 1); identity outside
+ * [−B, B]. Returns y and the per-element log|dy/dx| (x and log|dx/dy| with `inverse`).
+ * Differentiable in all four inputs.
+ */
+export function rqspline(x: Tensor, widths: Tensor, heights: Tensor, derivatives: Tensor | null, opts: RqSplineOptions = {}): { y: Tensor; logDet: Tensor } {
+  const ins = [need('rqspline', x, 'x'), need('rqspline', widths, 'widths'), need('rqspline', heights, 'heights')];
+  if (derivatives) ins.push(need('rqspline', derivatives, 'derivatives'));
+  const bins = widths.shape[widths.rank - 1]!;
+  const params = { bins, bound: opts.bound ?? 3, inverse: opts.inverse ?? false, minWidth: opts.minWidth ?? SPLINE_MINIMA.minWidth, minHeight: opts.minHeight ?? SPLINE_MINIMA.minHeight, minDerivative: opts.minDerivative ?? SPLINE_MINIMA.minDerivative };
+  if (bins > 1 && !derivatives) throw new Error(`rqspline: ${bins} bins need derivatives of shape ${fmt([...x.shape, bins - 1])}`);
+  checkSpline(ins, params);
+  const both = apply('rqspline', ins, params);
+  const rest = x.shape.map(() => 0);
+  const row = (r: number) => {
+    const part = slice(both, [r, ...rest], [1, ...x.shape]);
+    const flat = reshape(part, x.shape);
+    part.dispose();
+    return flat;
+  };
+  const y = row(0);
+  const logDet = row(1);
+  both.dispose();
+  return { y, logDet };
 }
 
 export interface MlpLayer {

@@ -12,6 +12,7 @@ import { logdetKernel } from '../kernels/logdet';
 import { stridesOf } from '../kernels/wgsl';
 import type { KernelSpec } from './backend';
 import { mlpForward, type MlpParams } from './mlp';
+import { splineForward, type RqSplineParams } from './spline';
 import { broadcastAxes, broadcastShapes, sameShape, sizeOf } from './shape';
 import { getBackend, Tensor } from './tensor';
 
@@ -55,6 +56,11 @@ export interface PrimParams {
   fused: { expr: Expr; reduceTo: number[] | null };
   /** log|det W| of a square matrix [n, n] → [] or a batch [B, n, n] → [B] (LU with partial pivoting, kernels/logdet.ts). */
   logdet: NoParams;
+  /**
+   * Rational-quadratic splines per element (engine/spline.ts, kernels/spline.ts): inputs x, widths,
+   * heights[, derivatives]; output [2, ...x.shape] = y and log|dy/dx| (or the inverse's).
+   */
+  rqspline: RqSplineParams;
 }
 export type Prim = keyof PrimParams;
 
@@ -152,6 +158,7 @@ export const forward: Forward = {
   mlp: (xs, p) => mlpForward(xs, p),
   fused: (xs, { expr, reduceTo }) => fusedForward(expr, xs, reduceTo),
   logdet: ([x]) => logdetForward(x!),
+  rqspline: (xs, p) => splineForward(xs, p),
 };
 
 /** Concatenation in as few dispatches as the adapter's binding limit allows. */

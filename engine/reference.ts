@@ -230,3 +230,66 @@ export function mlp(x: Ref, ctx: Ref | null, layers: readonly { w: Ref; b: Ref; 
   });
   return { y: h, ty: t };
 }
+
+/**
+ * Rational-quadratic splines per element in float64 (the `rqspline` primitive; formulas in
+ * kernels/spline.ts): x of any shape, w and h [...shape, K], d [...shape, K − 1] (null when K = 1).
+ * Returns y and log|dy/dx| per element (the inverse's x and log|dx/dy| with `inverse`).
+ */
+export function rqspline(x: Ref, w: Ref, h: Ref, d: Ref | null, p: { bins: number; bound: number; inverse: boolean; minWidth: number; minHeight: number; minDerivative: number }): { y: Ref; logDet: Ref } {
+  const K = p.bins;
+  const B = p.bound;
+  const y = new Float64Array(x.data.length);
+  const lad = new Float64Array(x.data.length);
+  const knots = (u: Float64Array, off: number, min: number): number[] => {
+    const row = Array.from(u.subarray(off, off + K));
+    const mx = Math.max(...row);
+    const e = row.map((v) => Math.exp(v - mx));
+    const tot = e.reduce((a, v) => a + v, 0);
+    const c = [-B];
+    let acc = 0;
+    for (let k = 0; k < K; k++) {
+      acc += min + (1 - min * K) * (e[k]! / tot);
+      c.push(-B + 2 * B * acc);
+    }
+    c[K] = B;
+    return c;
+  };
+  for (let i = 0; i < x.data.length; i++) {
+    const v = x.data[i]!;
+    if (!(v >= -B && v <= B)) {
+      y[i] = v;
+      continue;
+    }
+    const cx = knots(w.data, i * K, p.minWidth);
+    const cy = knots(h.data, i * K, p.minHeight);
+    const dv = [1];
+    for (let j = 1; j < K; j++) dv.push(p.minDerivative + UNARY_REF.softplus(d!.data[i * (K - 1) + j - 1]!));
+    dv.push(1);
+    const kn = p.inverse ? cy : cx;
+    let k = 0;
+    while (k + 1 < K && kn[k + 1]! <= v) k++;
+    const xk = cx[k]!, wk = cx[k + 1]! - xk, yk = cy[k]!, hk = cy[k + 1]! - yk, dk = dv[k]!, dk1 = dv[k + 1]!;
+    const s = hk / wk;
+    let xi: number;
+    if (p.inverse) {
+      const dy = v - yk;
+      const sd = dk1 + dk - 2 * s;
+      const a = dy * sd + hk * (s - dk);
+      const b = hk * dk - dy * sd;
+      const c = -s * dy;
+      xi = (2 * c) / (-b - Math.sqrt(Math.max(b * b - 4 * a * c, 0)));
+    } else xi = (v - xk) / wk;
+    const t = xi * (1 - xi);
+    const den = s + (dk + dk1 - 2 * s) * t;
+    const logDeriv = Math.log(s * s * (dk1 * xi * xi + 2 * s * t + dk * (1 - xi) ** 2)) - 2 * Math.log(den);
+    if (p.inverse) {
+      y[i] = xk + xi * wk;
+      lad[i] = -logDeriv;
+    } else {
+      y[i] = yk + (hk * (s * xi * xi + dk * t)) / den;
+      lad[i] = logDeriv;
+    }
+  }
+  return { y: new Ref([...x.shape], y), logDet: new Ref([...x.shape], lad) };
+}

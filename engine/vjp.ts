@@ -10,6 +10,7 @@ import { ACT } from '../kernels/activations';
 import type { Expr } from '../kernels/elementwise';
 import type { TapeNode } from './autodiff';
 import { mlpVjp } from './mlp';
+import { splineVjp } from './spline';
 import { forward, fusedForward, logdetGradForward, padForward, type Activation, type Prim } from './prims';
 import { broadcastAxes, sameShape } from './shape';
 import { Tensor } from './tensor';
@@ -158,6 +159,9 @@ export const vjpRules: { [P in Prim]: Rule<P> } = {
   mlp: (g, n, needs) => mlpVjp(n.inputs, n.params, g, needs),
   // d log|det W| = W^{-T} (per matrix, times its cotangent): a second LU kernel solves for the inverse.
   logdet: (g, n) => [logdetGradForward(n.inputs[0]!, g)],
+  // Rational-quadratic splines: one kernel recomputes the bin and runs the reverse pass of eqs. 4–7
+  // through the knots, softmaxes and softplus (the inverse by the implicit-function theorem).
+  rqspline: (g, n, needs) => splineVjp(n.inputs, n.params, g, needs),
   fused: () => {
     throw new Error('fused expressions are not differentiable (gradients of gradients are not supported)');
   },
