@@ -19,7 +19,7 @@ commands:
   bench     run the benchmarks (bench/run.ts)
   info      the WebGPU adapter(s) available: vendor, architecture, software/hardware, limits, features
   serve     a page on 127.0.0.1 that trains in your browser and shows samples moving
-  export    a flow-matching checkpoint as a PyTorch (torchcfm MLP) state dict
+  export    a checkpoint as a PyTorch state dict (torchcfm MLP; flows: docs/torch-flows.md)
   import    a torchcfm MLP state dict as a wgflow checkpoint (then sample / eval it)
 
   wgflow <command> --help   for the flags of a command

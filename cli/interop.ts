@@ -1,11 +1,12 @@
 /**
- * `wgflow export` and `wgflow import`: flow-matching models to and from PyTorch.
+ * `wgflow export` and `wgflow import`: flow-matching models to and from PyTorch, normalizing flows to it.
  *
  * export writes a CFM checkpoint's vector field as torchcfm's `MLP(dim, time_varying=True, w)` state
  * dict in safetensors (`net.0.weight` [out, in], …; cfm/torch.ts has the layout), which
  * `model.load_state_dict(safetensors.torch.load_file(path))` takes as it is. import reads such a
  * state dict (written by PyTorch) and makes a wgflow checkpoint of it, so `wgflow sample` and
- * `wgflow eval` run it on WebGPU, in Node or in the browser.
+ * `wgflow eval` run it on WebGPU, in Node or in the browser. A flow checkpoint exports in the layout
+ * of flows/torch.ts (docs/torch-flows.md); there is no flow import (no PyTorch library writes it).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -17,8 +18,8 @@ import { DATASETS } from '../datasets/toy2d';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors';
 import { nodeFs, writeFileAtomic } from '../io/atomic';
 import { UsageError, parseFlags, type FlagSpec } from './args';
-import { readCheckpoint, writeCheckpoint } from '../train/checkpoint';
-import { CFM_METHODS, type CfmMethod } from '../train/contract';
+import { readCheckpoint, writeCheckpoint, type DecodedCheckpoint } from '../train/checkpoint';
+import { CFM_METHODS, FLOW_METHODS, type CfmMethod } from '../train/contract';
 import { type CliContext, displayPath } from './util';
 
 /** What a state dict written by `wgflow export` says about itself in its metadata. */
@@ -53,7 +54,11 @@ Load it in Python:
   model = MLP(dim=2, time_varying=True, w=64); model.load_state_dict(load_file("model.torch.safetensors"))
 
 The activation (SELU by default, torchcfm's default too) is in the file's metadata.
-Normalizing-flow checkpoints are not exported yet.
+
+A normalizing-flow checkpoint (${FLOW_METHODS.join(', ')}) is written in wgflow's flow layout:
+layers.{i}.… per layer in the normalizing direction (conditioners as net.{2l}.weight [out, in] and
+.bias, masks and permutations as tensors), the layer kinds in the metadata; docs/torch-flows.md
+gives each tensor's meaning and a torch log_prob for it. This builds the flow on Node's WebGPU.
 `;
 
 export const IMPORT_HELP = `usage: wgflow import --torch FILE.safetensors --out CHECKPOINT.safetensors
@@ -109,9 +114,10 @@ export async function exportCommand(argv: string[], ctx: CliContext): Promise<nu
     // safetensors.torch.save_file marks its files format "pt": point at the command that reads them.
     throw new UsageError(`--checkpoint: ${msg}${/format "pt"/.test(msg) ? ' — this is a PyTorch state dict; `wgflow import --torch FILE --out CHECKPOINT` makes a wgflow checkpoint of it' : ''}`);
   }
+  if ((ck.config as { family?: unknown }).family === 'flow') return exportFlow(ctx, file, out, ck, !!v.json);
   const c = ck.config as Partial<CfmConfig>;
   if (!(CFM_METHODS as readonly unknown[]).includes(c.method)) {
-    throw new UsageError(`--checkpoint: ${file} holds a ${JSON.stringify(c.method ?? ck.trainConfig.method)} model; --format torch exports flow-matching models (${CFM_METHODS.join(', ')})`);
+    throw new UsageError(`--checkpoint: ${file} holds a ${JSON.stringify(c.method ?? ck.trainConfig.method)} model; --format torch exports flow-matching models (${CFM_METHODS.join(', ')}) and normalizing flows (${FLOW_METHODS.join(', ')})`);
   }
   const cfg = { dim: c.dim!, hidden: c.hidden!, activation: c.activation! };
   let dict;
@@ -137,6 +143,31 @@ export async function exportCommand(argv: string[], ctx: CliContext): Promise<nu
   const note = equal && cfg.hidden.length === 3 ? `torchcfm MLP(dim=${cfg.dim}, time_varying=True, w=${cfg.hidden[0]}${cfg.activation === 'selu' ? '' : `, activation=${cfg.activation}`})` : `nn.Sequential of Linear layers ${[cfg.dim + 1, ...cfg.hidden, cfg.dim].join(' → ')} with ${cfg.activation} between them`;
   if (v.json) ctx.stdout.write(`${JSON.stringify({ type: 'export', format: 'torch', checkpoint: file, out: shown, keys: Object.keys(dict), ...metadata })}\n`);
   else ctx.stdout.write(`wrote ${shown}: ${note}, ${Object.keys(dict).length} tensors (step ${ck.state.step})\n`);
+  return 0;
+}
+
+/**
+ * A flow checkpoint in the torch layout of flows/torch.ts. The flow is rebuilt on Node's WebGPU (Dawn)
+ * to read the buffers its seed fixed (permutations, masks) and the LU layers' assembled weights.
+ */
+async function exportFlow(ctx: CliContext, file: string, out: string, ck: DecodedCheckpoint, json: boolean): Promise<number> {
+  const { prepareDawnEnvironment } = await import('../engine/dawn-env');
+  prepareDawnEnvironment();
+  const { init } = await import('../engine');
+  const { flowToTorch } = await import('../flows/torch');
+  await init({ runtime: 'node' });
+  let sd;
+  try {
+    sd = await flowToTorch(ck.config, ck.state.params);
+  } catch (e) {
+    throw new UsageError(`--checkpoint: ${file}: ${(e as Error).message}`);
+  }
+  const metadata: Record<string, string> = { ...sd.metadata, exported_by: `wgflow ${ctx.version}`, step: String(ck.state.step) };
+  writeFileAtomic(out, encodeSafetensors(sd.tensors, metadata));
+  const shown = displayPath(ctx.cwd, out);
+  const layers = (JSON.parse(metadata.layers!) as string[]).length;
+  if (json) ctx.stdout.write(`${JSON.stringify({ type: 'export', format: 'torch', checkpoint: file, out: shown, keys: Object.keys(sd.tensors), ...metadata })}\n`);
+  else ctx.stdout.write(`wrote ${shown}: ${metadata.method} flow, ${metadata.dim}-D, ${layers} layers, ${Object.keys(sd.tensors).length} tensors (step ${ck.state.step}); layout and torch code: docs/torch-flows.md\n`);
   return 0;
 }
 

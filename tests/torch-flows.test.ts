@@ -1,0 +1,161 @@
+/**
+ * Issue 11 item 6 for flows: every flow family exports to the documented torch layout
+ * (flows/torch.ts, docs/torch-flows.md), and the file, read back from its bytes, gives the same
+ * log-density as wgflow's flow — the file's side computed by a float64 evaluator of the layout
+ * (tests/fixtures/torch-flow-ref.ts), not by wgflow's loader.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { noGrad, scope, tensor } from '../engine';
+import { Rng } from '../engine/philox';
+import { buildFlow, flowFromCheckpoint, flowTrainer, readRunConfig, type HostParams } from '../flows';
+import { flowToTorch, FLOW_TORCH_FORMAT } from '../flows/torch';
+import { decodeSafetensors, encodeSafetensors } from '../io/safetensors';
+import { writeCheckpoint } from '../train/checkpoint';
+import type { Method, TrainConfig } from '../train/contract';
+import { refLogProb, type RefTensor } from './fixtures/torch-flow-ref';
+import { gpu } from './helpers';
+
+beforeAll(async () => {
+  await gpu();
+});
+
+/** A data matrix of `dim` columns with unequal scales and offsets (so standardisation matters). */
+function dataOf(dim: number, n = 40): TrainConfig['data'] {
+  const rng = new Rng(7, 1);
+  const data = Float32Array.from({ length: n * dim }, (_, i) => rng.normal() * (1 + (i % dim)) + 2 * (i % dim) - 1);
+  return { data, n, dim };
+}
+
+/** A resolved flow config and parameters: the fresh flow's, perturbed so no layer is near the identity. */
+async function model(method: Method, options: Record<string, unknown>, dim: number): Promise<{ config: Record<string, unknown>; params: HostParams }> {
+  const cfg: TrainConfig = { method, source: null, target: dim === 2 ? 'moons' : null, ...(dim === 2 ? {} : { data: dataOf(dim) }), steps: 10, batch: 16, lr: 1e-3, seed: 3, options };
+  const config = flowTrainer.resolveConfig(cfg);
+  const flow = buildFlow(readRunConfig(config).arch);
+  const params = await flow.store.read();
+  flow.dispose();
+  const rng = new Rng(11, 2);
+  for (const p of Object.values(params)) for (let k = 0; k < p.data.length; k++) p.data[k] = p.data[k]! + 0.3 * rng.normal();
+  return { config, params };
+}
+
+/** Points in the data's units (a prime count, spread over the data's range). */
+function points(dim: number, n = 7): Float32Array {
+  const rng = new Rng(5, 3);
+  return Float32Array.from({ length: n * dim }, (_, i) => (dim === 2 ? 1.5 : 2) * rng.normal() + (dim === 2 ? 0 : 2 * (i % dim) - 1));
+}
+
+/** wgflow's log p in the data's units: the flow rebuilt from the checkpoint, as `wgflow eval` does. */
+async function wgflowLogProb(config: Record<string, unknown>, params: HostParams, x: Float32Array): Promise<Float32Array> {
+  const c = readRunConfig(config);
+  const D = c.dim, n = x.length / D;
+  const xs = x.slice();
+  let offset = 0;
+  if (c.standardize) {
+    for (let i = 0; i < xs.length; i++) xs[i] = (xs[i]! - c.standardize.mean[i % D]!) / c.standardize.std[i % D]!;
+    offset = c.standardize.std.reduce((a, s) => a + Math.log(s), 0);
+  }
+  const flow = flowFromCheckpoint(config, params);
+  const lp = noGrad(() => scope(() => flow.logProb(tensor(xs, [n, D]))));
+  const v = await lp.data();
+  lp.dispose();
+  flow.dispose();
+  return Float32Array.from(v, (a) => a - offset);
+}
+
+/** Exported, encoded, decoded: the state dict as a reader of the file sees it. */
+async function exported(config: Record<string, unknown>, params: HostParams) {
+  const sd = await flowToTorch(config, params);
+  const back = decodeSafetensors(encodeSafetensors(sd.tensors, sd.metadata));
+  return { tensors: back.tensors as Record<string, RefTensor>, metadata: back.metadata };
+}
+
+const refAll = (sd: Record<string, RefTensor>, meta: Record<string, string>, x: Float32Array, D: number) =>
+  Array.from({ length: x.length / D }, (_, r) => refLogProb(sd, meta, x.subarray(r * D, (r + 1) * D)));
+
+function expectNear(got: ArrayLike<number>, want: ArrayLike<number>, label: string): void {
+  for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `${label} row ${i}: ${got[i]} vs ${want[i]}`).toBeLessThan(1e-4 * (1 + Math.abs(want[i]!)));
+}
+
+const CASES: { name: string; method: Method; options: Record<string, unknown>; dim: number; kinds: string[] }[] = [
+  { name: 'realnvp 2-D', method: 'realnvp', options: { layers: 3, hidden: [8, 8] }, dim: 2, kinds: ['actnorm', 'affine-coupling'] },
+  { name: 'realnvp 3-D, data file, diag base, selu', method: 'realnvp', options: { layers: 3, hidden: [7], base: 'diag', activation: 'selu' }, dim: 3, kinds: ['permutation'] },
+  { name: 'nice 5-D, tanh', method: 'nice', options: { layers: 2, hidden: [5, 3], activation: 'tanh' }, dim: 5, kinds: ['additive-coupling', 'actnorm'] },
+  { name: 'glow 3-D, LU', method: 'glow', options: { layers: 2, hidden: [6] }, dim: 3, kinds: ['lu-linear'] },
+  { name: 'glow 3-D, dense, silu', method: 'glow', options: { layers: 2, hidden: [6], linear: 'dense', activation: 'silu' }, dim: 3, kinds: ['dense-linear'] },
+  { name: 'planar 2-D', method: 'planar', options: { layers: 5 }, dim: 2, kinds: ['planar'] },
+  { name: 'radial 3-D', method: 'radial', options: { layers: 5 }, dim: 3, kinds: ['radial'] },
+  { name: 'maf 3-D, sigmoid', method: 'maf', options: { layers: 2, hidden: [7, 5], activation: 'sigmoid' }, dim: 3, kinds: ['maf'] },
+];
+
+describe('flow checkpoints in the torch layout', () => {
+  for (const c of CASES) {
+    test(`${c.name}: the exported file's float64 log-density = wgflow's`, async () => {
+      const { config, params } = await model(c.method, c.options, c.dim);
+      const { tensors, metadata } = await exported(config, params);
+      expect(metadata).toMatchObject({ format: FLOW_TORCH_FORMAT, method: c.method, dim: String(c.dim) });
+      const kinds = JSON.parse(metadata.layers!) as string[];
+      for (const k of c.kinds) expect(kinds).toContain(k);
+      // nn.Linear's [out, in] and a bias per weight.
+      for (const [k, t] of Object.entries(tensors)) if (/\.net\.\d+\.weight$/.test(k)) expect(tensors[k.replace(/weight$/, 'bias')]!.shape).toEqual([t.shape[0]]);
+      const x = points(c.dim);
+      const ref = refAll(tensors, metadata, x, c.dim);
+      expect(ref.every(Number.isFinite)).toBe(true);
+      expectNear(await wgflowLogProb(config, params, x), ref, c.name);
+    }, 60_000);
+  }
+
+  test('the comparison can fail: a flipped coupling mask or a missing permutation changes the density', async () => {
+    const { config, params } = await model('realnvp', { layers: 3, hidden: [7] }, 3);
+    const { tensors, metadata } = await exported(config, params);
+    const x = points(3);
+    const ref = refAll(tensors, metadata, x, 3);
+    const mask = tensors['layers.1.mask']!;
+    const flipped = { ...tensors, 'layers.1.mask': { data: Array.from(mask.data, (v) => 1 - v), shape: mask.shape } };
+    const permIdx = (JSON.parse(metadata.layers!) as string[]).indexOf('permutation');
+    const noPerm = { ...tensors, [`layers.${permIdx}.perm`]: { data: [0, 1, 2], shape: [3] } };
+    for (const bad of [flipped, noPerm]) {
+      const worst = Math.max(...refAll(bad, metadata, x, 3).map((v, i) => Math.abs(v - ref[i]!)));
+      expect(worst).toBeGreaterThan(1e-2);
+    }
+  }, 60_000);
+});
+
+describe('wgflow export --format torch on a flow checkpoint', () => {
+  const ROOT = path.resolve(__dirname, '..');
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'wgflow.js'), ...args], { cwd: ROOT, env: { ...process.env, WGFLOW_JOBS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '', stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+      child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  test('writes the layout; the file read back gives the checkpoint\'s log-density', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wgflow-torch-flow-'));
+    try {
+      const { config, params } = await model('glow', { layers: 2, hidden: [6] }, 3);
+      const count = Object.values(params).reduce((a, p) => a + p.data.length, 0);
+      const ckpt = path.join(dir, 'model.safetensors');
+      writeCheckpoint(ckpt, {
+        config,
+        trainConfig: { method: 'glow', source: null, target: null, data_file: 'data.npy', steps: 10, batch: 16, lr: 1e-3, seed: 3, options: { layers: 2, hidden: [6] } },
+        state: { step: 10, params, adam: { t: 10, m: new Float32Array(count), v: new Float32Array(count) }, extra: { initialized: true }, losses: [] },
+      });
+      const out = path.join(dir, 'flow.torch.safetensors');
+      const r = await run(['export', '--checkpoint', ckpt, '--format', 'torch', '--out', out]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/glow flow, 3-D, \d+ layers.*docs\/torch-flows\.md/);
+      const back = decodeSafetensors(readFileSync(out));
+      expect(back.metadata.format).toBe(FLOW_TORCH_FORMAT);
+      const x = points(3);
+      expectNear(await wgflowLogProb(config, params, x), refAll(back.tensors as Record<string, RefTensor>, back.metadata, x, 3), 'cli export');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
