@@ -5,7 +5,10 @@
  * from the engine counters; ms/step as the median over rounds of `steps` steps each (synced at the
  * ends), levels alternated round by round (layer, mlp, ops, layer, mlp, ops, …) on one adapter.
  *
- *   node scripts/run-ts.mjs bench/flows-fusion.ts [--steps 20] [--rounds 3] [--levels ops,layer,mlp] [--models realnvp,maf]
+ *   node scripts/run-ts.mjs bench/flows-fusion.ts [--steps 20] [--rounds 3] [--levels ops,layer,mlp] [--models realnvp,maf] [--profile]
+ *
+ * `--profile` also prints, per model and level, one step's dispatches counted by kernel name (where
+ * the dispatches go).
  */
 import { Adam, adapterSummary, init, LossRing, mean, neg, scope, setFusion, tensor, valueAndGrad, type FusionLevel } from '../engine';
 import { Rng } from '../engine/philox';
@@ -20,6 +23,7 @@ const steps = Number(flag('steps', '20'));
 const rounds = Number(flag('rounds', '3'));
 const levels = flag('levels', 'layer,mlp,ops').split(',') as FusionLevel[];
 const models = flag('models', 'realnvp,maf').split(',');
+const profile = args.includes('--profile');
 
 const b = await init({ runtime: 'node' });
 console.error(`adapter: ${adapterSummary(b.adapter)}`);
@@ -54,6 +58,21 @@ for (const model of models) {
     step();
     step();
     await b.sync();
+    if (profile) {
+      // One step's dispatches by kernel name (the name up to its shape suffix).
+      const byName = new Map<string, number>();
+      const orig = b.dispatch.bind(b);
+      b.dispatch = (k, bufs, u) => {
+        const n = k.spec.name.replace(/\[.*$/, '');
+        byName.set(n, (byName.get(n) ?? 0) + 1);
+        orig(k, bufs, u);
+      };
+      step();
+      b.dispatch = orig;
+      await b.sync();
+      const list = [...byName].sort((x, y) => y[1] - x[1]).map(([n, c]) => `${n} ${c}`).join(', ');
+      console.error(`${model} ${l} profile (${[...byName.values()].reduce((a, c) => a + c, 0)}): ${list}`);
+    }
   }
   for (let r = 0; r < rounds; r++) {
     for (const l of levels) {

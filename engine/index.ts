@@ -11,6 +11,7 @@ export { GpuRng } from './random';
 export { Rng } from './philox';
 export { config, setFusion, withFusion, fusionAtLeast, FUSION_LEVELS, type FusionLevel } from './config';
 export { mlpJvp } from './mlp';
+export { flowLayer, flowLayerFits, type FlowLayerOptions } from './flow-ops';
 export { createBackend, adapterSummary, type RuntimeOptions } from './runtime';
 export type { Backend, Counters, AdapterReport } from './backend';
 export { DeviceLostError } from './backend';

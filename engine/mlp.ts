@@ -23,8 +23,8 @@ export interface MlpParams {
 }
 
 /** Samples per thread: forward, reverse (reverse writes one partial gradient row per thread). */
-const SAMPLES_FWD = 4;
-const SAMPLES_REV = 8;
+export const SAMPLES_FWD = 4;
+export const SAMPLES_REV = 8;
 
 interface Parts {
   x: Tensor;
@@ -53,7 +53,7 @@ export function mlpDims(parts: Parts): number[] {
 }
 
 /** Distinct buffers among `ts` (in first-seen order) and each tensor's slot and offset. */
-function slotsOf(ts: readonly Tensor[]): { buffers: BufferHandle[]; refs: SlotRef[] } {
+export function slotsOf(ts: readonly Tensor[]): { buffers: BufferHandle[]; refs: SlotRef[] } {
   const buffers: BufferHandle[] = [];
   const ids: BufferHandle['id'][] = [];
   const refs = ts.map((t) => {

@@ -12,6 +12,7 @@ import { logdetKernel } from '../kernels/logdet';
 import { stridesOf } from '../kernels/wgsl';
 import type { KernelSpec } from './backend';
 import { mlpForward, type MlpParams } from './mlp';
+import { flowLayerForward, type FlowLayerParams } from './flowlayer';
 import { splineForward, type RqSplineParams } from './spline';
 import { broadcastAxes, broadcastShapes, sameShape, sizeOf } from './shape';
 import { getBackend, Tensor } from './tensor';
@@ -52,6 +53,12 @@ export interface PrimParams {
    * W_0, b_0, …, [masks]; activation after every layer but the last.
    */
   mlp: MlpParams;
+  /**
+   * A flow layer (affine/additive coupling, MAF) with its conditioner in one dispatch
+   * (engine/flowlayer.ts, kernels/mlp/heads.ts): inputs state, [context], W_0, b_0, …, [masks],
+   * [ActNorm log-scale, shift]; output the new state [B, D + 1] or log N + log|det| [B, 1].
+   */
+  flowLayer: FlowLayerParams;
   /** An arbitrary elementwise expression, optionally sum-reduced to `reduceTo`; used by VJP rules. */
   fused: { expr: Expr; reduceTo: number[] | null };
   /** log|det W| of a square matrix [n, n] → [] or a batch [B, n, n] → [B] (LU with partial pivoting, kernels/logdet.ts). */
@@ -156,6 +163,7 @@ export const forward: Forward = {
     return runKernel(matmulKernel(args, chooseMatmul(args, getBackend().adapter.kind)), [x!, w!, b!], [m, n]);
   },
   mlp: (xs, p) => mlpForward(xs, p),
+  flowLayer: (xs, p) => flowLayerForward(xs, p),
   fused: (xs, { expr, reduceTo }) => fusedForward(expr, xs, reduceTo),
   logdet: ([x]) => logdetForward(x!),
   rqspline: (xs, p) => splineForward(xs, p),

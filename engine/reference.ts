@@ -293,3 +293,52 @@ export function rqspline(x: Ref, w: Ref, h: Ref, d: Ref | null, p: { bins: numbe
   }
   return { y: new Ref([...x.shape], y), logDet: new Ref([...x.shape], lad) };
 }
+
+/**
+ * A flow layer in float64 (the `flowLayer` primitive; formulas in kernels/mlp/heads.ts): the state
+ * h = [x, ℓ] ([B, D + 1], or [B, D] with ℓ = 0), an optional ActNorm in front, the conditioner
+ * (on x ⊙ m for couplings, x for maf) and the head; [B, D + 1] or, with tail 'normal', [B, 1].
+ */
+export function flowLayer(h: Ref, ctx: Ref | null, layers: readonly { w: Ref; b: Ref; mask?: Ref | null }[], act: Activation, o: { head: 'affine' | 'additive' | 'maf'; dim: number; keep: readonly number[] | null; scaleBound: number; tail: 'state' | 'normal'; pre?: { s: Ref; b: Ref } }): Ref {
+  const D = o.dim;
+  const B = h.shape[0]!;
+  const inW = h.shape[1]!;
+  const x = new Float64Array(B * D);
+  const ld = new Float64Array(B);
+  for (let r = 0; r < B; r++) {
+    ld[r] = inW === D + 1 ? h.data[r * inW + D]! : 0;
+    for (let j = 0; j < D; j++) {
+      const v = h.data[r * inW + j]!;
+      x[r * D + j] = o.pre ? v * Math.exp(o.pre.s.data[j]!) + o.pre.b.data[j]! : v;
+      if (o.pre) ld[r] += o.pre.s.data[j]!;
+    }
+  }
+  const cin = new Ref([B, D], x.map((v, i) => (o.keep ? v * o.keep[i % D]! : v)));
+  const out = mlp(cin, ctx, layers, act).y;
+  const nOut = out.shape[1]!;
+  const res = new Float64Array(B * (o.tail === 'state' ? D + 1 : 1));
+  for (let r = 0; r < B; r++) {
+    let l = ld[r]!;
+    let sq = 0;
+    for (let j = 0; j < D; j++) {
+      const xv = x[r * D + j]!;
+      const oj = out.data[r * nOut + j]!;
+      let y = xv;
+      if (o.head === 'additive') y = xv + (1 - o.keep![j]!) * oj;
+      else if (o.head === 'affine') {
+        const s = (1 - o.keep![j]!) * o.scaleBound * Math.tanh(oj / o.scaleBound);
+        y = xv * Math.exp(s) + (1 - o.keep![j]!) * out.data[r * nOut + D + j]!;
+        l += s;
+      } else {
+        const a = o.scaleBound * Math.tanh(out.data[r * nOut + D + j]! / o.scaleBound);
+        y = (xv - oj) * Math.exp(-a);
+        l -= a;
+      }
+      sq += y * y;
+      if (o.tail === 'state') res[r * (D + 1) + j] = y;
+    }
+    if (o.tail === 'state') res[r * (D + 1) + D] = l;
+    else res[r] = -0.5 * sq - 0.5 * D * Math.log(2 * Math.PI) + l;
+  }
+  return new Ref([B, o.tail === 'state' ? D + 1 : 1], res);
+}

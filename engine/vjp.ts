@@ -10,6 +10,7 @@ import { ACT } from '../kernels/activations';
 import type { Expr } from '../kernels/elementwise';
 import type { TapeNode } from './autodiff';
 import { mlpVjp } from './mlp';
+import { flowLayerVjp } from './flowlayer';
 import { splineVjp } from './spline';
 import { forward, fusedForward, logdetGradForward, padForward, type Activation, type Prim } from './prims';
 import { broadcastAxes, sameShape } from './shape';
@@ -157,6 +158,8 @@ export const vjpRules: { [P in Prim]: Rule<P> } = {
   // The whole network's reverse pass: one kernel for the input cotangents and per-thread parameter
   // gradients, one reduce (engine/mlp.ts); masks are constants.
   mlp: (g, n, needs) => mlpVjp(n.inputs, n.params, g, needs),
+  // A flow layer's reverse kernel (head derivatives + the conditioner's reverse pass), one reduce.
+  flowLayer: (g, n, needs) => flowLayerVjp(n.inputs, n.params, g, needs),
   // d log|det W| = W^{-T} (per matrix, times its cotangent): a second LU kernel solves for the inverse.
   logdet: (g, n) => [logdetGradForward(n.inputs[0]!, g)],
   // Rational-quadratic splines: one kernel recomputes the bin and runs the reverse pass of eqs. 4–7

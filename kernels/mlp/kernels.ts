@@ -45,7 +45,7 @@ export interface MlpDesc {
 
 const loc = (r: SlotRef): Loc => ({ buf: `in${r.slot}`, off: r.offset });
 
-function net(d: MlpDesc): MlpNet {
+export function net(d: MlpDesc): MlpNet {
   return { dims: d.dims, activation: d.activation, w: d.w.map(loc), b: d.b.map(loc), mask: d.mask ? d.mask.map(loc) : undefined };
 }
 
@@ -79,12 +79,12 @@ function workgroup(threads: number): number {
   return Math.max(1, Math.min(64, Math.ceil(threads / 2)));
 }
 
-function readBindings(d: MlpDesc): Binding[] {
+export function readBindings(d: MlpDesc): Binding[] {
   return range(d.slots).map((i) => ({ name: `in${i}`, kind: 'read' as const }));
 }
 
 /** Prologue: thread → samples base + q, rows clamped for loads, valid{q} = 1 for real samples. */
-function prologue(d: MlpDesc): string[] {
+export function prologue(d: MlpDesc): string[] {
   const S = d.samples;
   const T = mlpThreads(d);
   return [
@@ -125,11 +125,12 @@ function name(kind: string, d: MlpDesc): string {
   return `mlp_${kind}[${d.batch}x${d.dims.join('-')}${d.contextCols ? `+c${d.contextCols}` : ''}${d.mask ? '+mask' : ''}/${d.activation}/S${d.samples}]`;
 }
 
-function kernel(kind: string, d: MlpDesc, bindings: Binding[], body: string[]): KernelSpec {
+/** A kernel over the samples of `d` (one thread per `samples` rows); `label` replaces the mlp_ name. */
+export function kernel(kind: string, d: MlpDesc, bindings: Binding[], body: string[], label?: string): KernelSpec {
   const T = mlpThreads(d);
   const wg = workgroup(T);
   const src = `@compute @workgroup_size(${wg})\nfn main(@builtin(global_invocation_id) gid: vec3u) {\n${body.join('\n')}\n}`;
-  return spec(name(kind, d), bindings, src, [Math.ceil(T / wg), 1, 1]);
+  return spec(label ?? name(kind, d), bindings, src, [Math.ceil(T / wg), 1, 1]);
 }
 
 /** Bindings: in0…, Y [B, dims[L]]. */
