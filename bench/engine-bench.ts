@@ -7,12 +7,15 @@
  *     GFLOP/s = 2n³·dispatches / (wall time from submit to queue idle); the median of `reps`, the
  *     variants' repetitions interleaved so that load from other processes hits them alike. In
  *     Node also GFLOP per CPU-second of the process (robust to other processes on the cores).
- * (b) the MLP 3→64→64→64→2 (SELU, engine `linear`) + MSE + valueAndGrad + Adam training step at
- *     each batch size: blocks of `steps` steps, one flush (one submit) per step, one wait per block
- *     at its end; ms/step = block time / steps, the median over `blocks`; dispatches and submits
- *     per step from the backend's counters. The batch (x ~ N(0,1), y ~ N(0,1)) is fixed.
- * (c) the same step with fusion off (setFusion(false): each dense layer as matmul → add → SELU).
- * (d) profile: each dispatch of one fused step re-issued on its own and timed (where the time goes).
+ * (b) the MLP 3→64→64→64→2 (SELU, the engine's `mlp()`) + MSE + valueAndGrad + Adam training step
+ *     at each batch size and each fusion level asked for (engine/config.ts: `ops` = matmul → add →
+ *     SELU per layer, `layer` = one fused `linear` per layer, `mlp` = the whole network in one
+ *     dispatch and its gradient in two): blocks of `steps` steps, one flush (one submit) per step,
+ *     one wait per block at its end; ms/step = block time / steps, the median over `blocks`;
+ *     dispatches and submits per step from the backend's counters. The batch (x ~ N(0,1),
+ *     y ~ N(0,1)) is fixed. (`step` is `mlp` for this plain network: only CFM has a hand-fused step.)
+ * (c) profile: each dispatch of one step at each level re-issued on its own and timed (where the
+ *     time goes).
  *
  * Waiting (SPEC §1): Dawn for Node busy-polls while a GPU promise is pending, stealing one of the
  * two cores from SwiftShader. So in Node we sleep on a timer for ~90 % of the time the work is
@@ -21,7 +24,8 @@
  * only overshoot if the work suddenly gets >10 % faster. The engine's own sync() is not used for
  * timing: its adaptive pre-wait (politeWait) carries over from earlier, longer waits.
  */
-import { Adam, linear, mean, ParamSet, setFusion, square, sub, tensor, valueAndGrad, config, type Tensor } from '../engine';
+import { Adam, mean, mlp, ParamSet, setFusion, square, sub, tensor, valueAndGrad, config, type Tensor } from '../engine';
+import type { FusionLevel } from '../engine/config';
 import { adapterSummary } from '../engine/runtime';
 import { Rng } from '../engine/philox';
 import type { AdapterReport, BufferHandle, KernelSpec, PreparedKernel } from '../engine/backend';
@@ -29,7 +33,7 @@ import type { WebGPUBackend } from '../engine/webgpu-backend';
 import { chooseMatmul, matmulKernel, MATMUL_VARIANTS, type MatmulArgs, type MatmulVariant } from '../kernels/matmul';
 
 export interface EngineBenchOptions {
-  /** `profile`: each dispatch of one fused MLP step timed on its own, per batch size. */
+  /** `profile`: each dispatch of one MLP step timed on its own, per batch size and fusion level. */
   sections?: ('matmul' | 'mlp' | 'profile')[];
   sizes?: number[];
   variants?: MatmulVariant[];
@@ -41,8 +45,8 @@ export interface EngineBenchOptions {
   steps?: number;
   blocks?: number;
   warmupSteps?: number;
-  /** Which step flavours to time: fused kernels, op-by-op, or both. */
-  fusion?: ('fused' | 'unfused')[];
+  /** The fusion levels to time the MLP step at (engine/config.ts FUSION_LEVELS). */
+  fusion?: FusionLevel[];
 }
 
 export const DEFAULT_BENCH: Required<EngineBenchOptions> = {
@@ -55,7 +59,7 @@ export const DEFAULT_BENCH: Required<EngineBenchOptions> = {
   steps: 50,
   blocks: 3,
   warmupSteps: 5,
-  fusion: ['fused', 'unfused'],
+  fusion: ['ops', 'layer', 'mlp'],
 };
 
 export interface MatmulResult {
@@ -77,7 +81,7 @@ export interface MatmulResult {
 
 export interface MlpResult {
   batch: number;
-  fused: boolean;
+  fusion: FusionLevel;
   /** Median ms per step over the blocks. */
   msPerStep: number;
   samples: number[];
@@ -93,6 +97,7 @@ export interface MlpResult {
 
 export interface ProfileEntry {
   batch: number;
+  fusion: FusionLevel;
   kernel: string;
   workgroups: readonly number[];
   /** Median ms per dispatch when repeated on its own (no overlap with other kernels). */
@@ -172,19 +177,21 @@ export async function runEngineBench(b: WebGPUBackend, opts: EngineBenchOptions 
   if (o.sections.includes('mlp')) {
     for (const batch of o.batches) {
       for (const f of o.fusion) {
-        const r = await benchMlp(b, batch, f === 'fused', o);
+        const r = await benchMlp(b, batch, f, o);
         result.mlp.push(r);
         const cpu = r.cpuMsPerStep === null ? '' : `, ${r.cpuMsPerStep.toFixed(1)} CPU-ms`;
-        say(`MLP step batch ${batch} ${f}: ${r.msPerStep.toFixed(2)} ms (${r.samples.map((x) => x.toFixed(2)).join(' ')}${cpu}); ${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits per step; loss ${r.finalLoss.toFixed(4)}`);
+        say(`MLP step batch ${batch} at ${f}: ${r.msPerStep.toFixed(2)} ms (${r.samples.map((x) => x.toFixed(2)).join(' ')}${cpu}); ${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits per step; loss ${r.finalLoss.toFixed(4)}`);
       }
     }
   }
   if (o.sections.includes('profile')) {
     for (const batch of o.batches) {
-      const entries = await profileMlpStep(b, batch);
-      result.profile.push(...entries);
-      const total = entries.reduce((acc, e) => acc + e.ms, 0);
-      say(`profile batch ${batch}: ${entries.length} dispatches, ${total.toFixed(2)} ms summed; ` + entries.map((e) => `${e.kernel} ${e.ms.toFixed(2)}`).join(', '));
+      for (const f of o.fusion) {
+        const entries = await profileMlpStep(b, batch, f);
+        result.profile.push(...entries);
+        const total = entries.reduce((acc, e) => acc + e.ms, 0);
+        say(`profile batch ${batch} ${f}: ${entries.length} dispatches, ${total.toFixed(2)} ms summed; ` + entries.map((e) => `${e.kernel} ${e.ms.toFixed(2)}`).join(', '));
+      }
     }
   }
   return result;
@@ -262,14 +269,10 @@ function mlpSetup(b: WebGPUBackend, batch: number) {
   const opt = new Adam(ps, { lr: 1e-3 });
   const x = tensor(Float32Array.from({ length: batch * 3 }, () => rng.normal()), [batch, 3]);
   const y = tensor(Float32Array.from({ length: batch * 2 }, () => rng.normal()), [batch, 2]);
-  const layers = MLP_SIZES.length - 1;
+  const layers = Array.from({ length: MLP_SIZES.length - 1 }, (_, l) => ({ w: ps.params[2 * l]!, b: ps.params[2 * l + 1]! }));
   const state = { last: null as Tensor | null };
   const step = () => {
-    const { value, grads } = valueAndGrad(() => {
-      let h: Tensor = x;
-      for (let l = 0; l < layers; l++) h = linear(h, ps.params[2 * l]!, ps.params[2 * l + 1]!, l + 1 < layers ? 'selu' : 'none');
-      return mean(square(sub(h, y)));
-    }, ps.params);
+    const { value, grads } = valueAndGrad(() => mean(square(sub(mlp(x, layers, { activation: 'selu' }), y))), ps.params);
     opt.step(grads);
     for (const g of grads) g.dispose();
     state.last?.dispose();
@@ -288,13 +291,13 @@ function mlpSetup(b: WebGPUBackend, batch: number) {
 }
 
 /**
- * Times each dispatch of one fused training step on its own: the step's dispatches are captured,
+ * Times each dispatch of one training step at `fusion` on its own: the step's dispatches are captured,
  * then each is re-issued `n` times in one submit (its buffers are still valid: freed buffers stay
  * in the pool). Values are garbage by then; only the time matters.
  */
-async function profileMlpStep(b: WebGPUBackend, batch: number): Promise<ProfileEntry[]> {
+async function profileMlpStep(b: WebGPUBackend, batch: number, fusion: FusionLevel): Promise<ProfileEntry[]> {
   const saved = config.fusion;
-  setFusion(true);
+  setFusion(fusion);
   const { step, dispose } = mlpSetup(b, batch);
   const captured: { k: PreparedKernel; bufs: BufferHandle[]; u?: Uint8Array }[] = [];
   const dispatch = b.dispatch;
@@ -319,7 +322,7 @@ async function profileMlpStep(b: WebGPUBackend, batch: number): Promise<ProfileE
       };
       const est = await run(0);
       const samples = [await run(0.8 * est * n), await run(0.8 * est * n), await run(0.8 * est * n)];
-      out.push({ batch, kernel: c.k.spec.name, workgroups: c.k.spec.workgroups, ms: median(samples) });
+      out.push({ batch, fusion, kernel: c.k.spec.name, workgroups: c.k.spec.workgroups, ms: median(samples) });
     }
     return out;
   } finally {
@@ -329,9 +332,9 @@ async function profileMlpStep(b: WebGPUBackend, batch: number): Promise<ProfileE
   }
 }
 
-async function benchMlp(b: WebGPUBackend, batch: number, fused: boolean, o: Required<EngineBenchOptions>): Promise<MlpResult> {
+async function benchMlp(b: WebGPUBackend, batch: number, fusion: FusionLevel, o: Required<EngineBenchOptions>): Promise<MlpResult> {
   const saved = config.fusion;
-  setFusion(fused);
+  setFusion(fusion);
   const { step, state, dispose } = mlpSetup(b, batch);
   try {
     // Warm-up: compiles every pipeline and fills the buffer pool.
@@ -366,7 +369,7 @@ async function benchMlp(b: WebGPUBackend, batch: number, fused: boolean, o: Requ
       readbacks = (b.counters.readbacks - c0.readbacks) / o.steps;
     }
     const finalLoss = state.last ? await state.last.item() : Number.NaN;
-    return { batch, fused, msPerStep: median(samples), samples, steps: o.steps, dispatchesPerStep: dispatches, submitsPerStep: submits, readbacksPerStep: readbacks, cpuMsPerStep: isNode ? median(cpuSamples) : null, finalLoss };
+    return { batch, fusion, msPerStep: median(samples), samples, steps: o.steps, dispatchesPerStep: dispatches, submitsPerStep: submits, readbacksPerStep: readbacks, cpuMsPerStep: isNode ? median(cpuSamples) : null, finalLoss };
   } finally {
     setFusion(saved);
     dispose();

@@ -22,9 +22,10 @@ export async function installNodeNavigatorGpu(): Promise<void> {
 /**
  * tfjs as one ES module (core, its gradients, the WebGPU backend: a single instance of core), built
  * with esbuild from the packages' ES modules. Why: tfjs-core's `main` is a CommonJS build that
- * registers no gradients; its ES modules use extensionless imports Node cannot load; and in the
- * page its browser map (`util` → false) trips browser/bundle.ts's Node built-in guard. For Node the
- * bundle gets a `require` (the ES modules' Node paths call require('util')).
+ * registers no gradients and its ES modules use extensionless imports Node cannot load, so Node
+ * needs a bundle; the page gets the same one (built once per run, minified) so that both runtimes
+ * load the same code. For Node the bundle gets a `require` (the ES modules' Node paths call
+ * require('util')).
  */
 export async function bundleTfjs(platform: 'node' | 'browser'): Promise<string> {
   const path = await import('node:path');

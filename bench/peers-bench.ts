@@ -21,12 +21,14 @@
  * dispatches replayed in its own compute pass with timestamp queries (bench/gpu-profile.ts).
  */
 import type { WebGPUBackend } from '../engine/webgpu-backend';
+import type { FusionLevel } from '../engine/config';
 import { adapterSummary } from '../engine/runtime';
 import { median } from './engine-bench';
 import { installGpuCounter, type GpuCounter } from './gpu-count';
 import { captureDispatches, timeDispatches, type KernelTime } from './gpu-profile';
 import { peerEngines, type TfjsLoader } from './peers';
 import { fusionSwitch, wgflowEngines } from './wgflow-engine';
+import { runEngineTargets, type EngineTargetOptions, type EngineTargetsResult } from './engine-targets';
 import { hostData, relMaxDiff, workloadKey, type Act, type BenchEngine, type Runner, type Workload } from './workloads';
 
 export interface PeersOptions {
@@ -42,10 +44,12 @@ export interface PeersOptions {
   targetRepMs?: number;
   /** Which peers to load (default both). */
   peers?: ('jax-js' | 'tfjs')[];
-  /** Run the peers comparison; run the per-kernel profile. */
-  sections?: ('peers' | 'profile')[];
+  /** Run the peers comparison; issue 10's wgflow-only targets (flows, sampling, OT-CFM step: bench/engine-targets.ts); the per-kernel profile. */
+  sections?: ('peers' | 'targets' | 'profile')[];
   /** Replays per profiled step. */
   profileReps?: number;
+  /** Options of the `targets` section. */
+  targets?: EngineTargetOptions;
 }
 
 export const DEFAULT_PEERS: Required<PeersOptions> = {
@@ -57,8 +61,9 @@ export const DEFAULT_PEERS: Required<PeersOptions> = {
   warmupSteps: 3,
   targetRepMs: 500,
   peers: ['jax-js', 'tfjs'],
-  sections: ['peers', 'profile'],
+  sections: ['peers', 'targets', 'profile'],
   profileReps: 5,
+  targets: {},
 };
 
 /** Relative tolerance of the numerics check: matmul products (max |Δ| / max |C|) and losses. */
@@ -106,6 +111,8 @@ export interface PeersResult {
   options: Required<PeersOptions>;
   cases: CaseResult[];
   profile: ProfileResult[];
+  /** The `targets` section (null when not run or failed: see errors). */
+  targets: EngineTargetsResult | null;
   /** Peers that did not load, cases that failed: reported, not fatal. */
   errors: string[];
 }
@@ -133,6 +140,7 @@ export async function runPeersBench(b: WebGPUBackend, opts: PeersOptions = {}, s
     options: o,
     cases: [],
     profile: [],
+    targets: null,
     errors: [],
   };
   try {
@@ -146,6 +154,13 @@ export async function runPeersBench(b: WebGPUBackend, opts: PeersOptions = {}, s
         for (const w of workloads(o)) result.cases.push(...(await benchWorkload(w, engines, counter, o, say, result.errors)));
       } finally {
         counter.uninstall();
+      }
+    }
+    if (o.sections.includes('targets')) {
+      try {
+        result.targets = await runEngineTargets(b, o.targets, say);
+      } catch (err) {
+        result.errors.push(`targets: ${(err as Error).message}`);
       }
     }
     if (o.sections.includes('profile')) {
@@ -252,7 +267,7 @@ async function benchWorkload(w: Workload, engines: BenchEngine[], counter: GpuCo
   }
 }
 
-async function profileStep(b: WebGPUBackend, level: string, batch: number, act: Act, o: Required<PeersOptions>, sw: ReturnType<typeof fusionSwitch>): Promise<ProfileResult> {
+async function profileStep(b: WebGPUBackend, level: FusionLevel, batch: number, act: Act, o: Required<PeersOptions>, sw: ReturnType<typeof fusionSwitch>): Promise<ProfileResult> {
   const [e] = wgflowEngines(b, { ...sw, levels: [level] });
   const w: Workload = { kind: 'mlp', batch, act };
   const r = await e!.setup(w, hostData(w));

@@ -11,8 +11,13 @@ const RT = { node: 'Node + Dawn', browser: 'Chromium' } as const;
 const f2 = (x: number | null | undefined) => (x == null || !Number.isFinite(x) ? '–' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const cnt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(1));
 
-/** Issue 10's targets, as ratios of this run: wgflow's best level ÷ jax-js. */
-export const TARGETS = { mlpTimeVsJax: 0.25, matmul1024VsJax: 3 } as const;
+/**
+ * Issue 10's targets, as ratios of this run: wgflow's best level ÷ jax-js; flows dispatches per step
+ * and speed-up over `layer`; fused RK4 over `ops` where dispatch-bound (n ≤ 1 024) and its GFLOP/s
+ * over the best matmul of this run where compute-bound; the OT-CFM step next to PyTorch's (a figure
+ * to report, not a target).
+ */
+export const TARGETS = { mlpTimeVsJax: 0.25, matmul1024VsJax: 3, flowDispatches: 40, flowVsLayer: 3, rk4VsOps: 10, rk4VsMatmul: 0.7, dispatchBoundN: 1024, torchOtStepMs: 7.4 } as const;
 
 function engines(results: PeersResult[], kind: 'matmul' | 'mlp'): string[] {
   const seen: string[] = [];
@@ -59,8 +64,87 @@ export function targetChecks(results: PeersResult[]): TargetCheck[] {
       const ratio = best && j ? best.gflops! / j.gflops! : null;
       out.push({ runtime: r.runtime, target: `matmul 1024³: GFLOP/s ≥ ${TARGETS.matmul1024VsJax}× jax-js`, wgflow: 'wgflow', ratio, met: ratio === null ? null : ratio >= TARGETS.matmul1024VsJax });
     }
+    if (r.targets) out.push(...engineTargetChecks(r));
   }
   return out;
+}
+
+/** The best wgflow matmul GFLOP/s of this run (any size). */
+function bestMatmulGflops(r: PeersResult): number | null {
+  const g = r.cases.filter((c) => c.kind === 'matmul' && c.family === 'wgflow' && c.ok && c.gflops !== null).map((c) => c.gflops!);
+  return g.length ? Math.max(...g) : null;
+}
+
+function engineTargetChecks(r: PeersResult): TargetCheck[] {
+  const t = r.targets!;
+  const out: TargetCheck[] = [];
+  const rt = r.runtime;
+  for (const model of [...new Set(t.flows.map((f) => f.model))]) {
+    const rows = t.flows.filter((f) => f.model === model);
+    const best = [...rows].sort((a, b) => a.dispatchesPerStep - b.dispatchesPerStep)[0]!;
+    out.push({ runtime: rt, target: `${model} training step: ≤ ${TARGETS.flowDispatches} dispatches`, wgflow: `wgflow ${best.level}`, ratio: best.dispatchesPerStep, met: best.dispatchesPerStep <= TARGETS.flowDispatches });
+    // The speed-up is the fused level's (fewest dispatches) over `layer`.
+    const layer = rows.find((f) => f.level === 'layer');
+    const ratio = layer && best !== layer ? layer.ms / best.ms : null;
+    out.push({ runtime: rt, target: `${model} training step: ≥ ${TARGETS.flowVsLayer}× faster than layer`, wgflow: `wgflow ${best.level}`, ratio, met: ratio === null ? null : ratio >= TARGETS.flowVsLayer });
+  }
+  const matmul = bestMatmulGflops(r);
+  for (const n of [...new Set(t.sampling.map((s) => s.n))]) {
+    const fused = t.sampling.find((s) => s.n === n && s.level === 'step');
+    const ops = t.sampling.find((s) => s.n === n && s.level === 'ops');
+    if (n <= TARGETS.dispatchBoundN) {
+      const ratio = fused && ops ? ops.ms / fused.ms : null;
+      out.push({ runtime: rt, target: `RK4 n=${n}: fused ≥ ${TARGETS.rk4VsOps}× ops`, wgflow: 'wgflow step', ratio, met: ratio === null ? null : ratio >= TARGETS.rk4VsOps });
+    } else {
+      const ratio = fused && matmul ? fused.gflops / matmul : null;
+      out.push({ runtime: rt, target: `RK4 n=${n}: fused GFLOP/s ≥ ${TARGETS.rk4VsMatmul}× best matmul`, wgflow: 'wgflow step', ratio, met: ratio === null ? null : ratio >= TARGETS.rk4VsMatmul });
+    }
+  }
+  if (t.ot) out.push({ runtime: rt, target: `OT-CFM exact step, batch ${t.ot.batch}: ms ÷ PyTorch's ${TARGETS.torchOtStepMs} ms (report)`, wgflow: `wgflow ${t.ot.fusion}`, ratio: t.ot.pipelinedMs / TARGETS.torchOtStepMs, met: null });
+  return out;
+}
+
+function renderEngineTargets(rts: PeersResult[], out: string[]): void {
+  const withT = rts.filter((r) => r.targets);
+  if (!withT.length) return;
+  const flowKeys = [...new Set(withT.flatMap((r) => r.targets!.flows.map((f) => `${f.model}|${f.level}`)))];
+  if (flowKeys.length) {
+    out.push('### Flows training step (2-D, batch 256, conditioners [64, 64] ReLU), ms (dispatches per step; −mean log p after the run)', '');
+    out.push(`| model | fusion | ${withT.map((r) => RT[r.runtime]).join(' | ')} |`, `|---|---|${withT.map(() => '---').join('|')}|`);
+    for (const k of flowKeys) {
+      const [model, level] = k.split('|');
+      const cells = withT.map((r) => {
+        const f = r.targets!.flows.find((x) => x.model === model && x.level === level);
+        return f ? `${f2(f.ms)} (${cnt(f.dispatchesPerStep)}; ${f.loss.toFixed(4)})` : '–';
+      });
+      out.push(`| ${model} | ${level} | ${cells.join(' | ')} |`);
+    }
+    out.push('');
+  }
+  const sKeys = [...new Set(withT.flatMap((r) => r.targets!.sampling.map((s) => `${s.n}|${s.level}`)))];
+  if (sKeys.length) {
+    out.push('### RK4 sampling, default vector field, 100 steps: ms (dispatches; GFLOP/s; max |Δ| vs fused)', '');
+    out.push(`| n | fusion | ${withT.map((r) => RT[r.runtime]).join(' | ')} |`, `|---|---|${withT.map(() => '---').join('|')}|`);
+    for (const k of sKeys) {
+      const [n, level] = k.split('|');
+      const cells = withT.map((r) => {
+        const s = r.targets!.sampling.find((x) => String(x.n) === n && x.level === level);
+        return s ? `${f2(s.ms)} (${s.dispatches}; ${f2(s.gflops)}; ${s.maxAbsDiff.toExponential(1)})` : '–';
+      });
+      out.push(`| ${n} | ${level} | ${cells.join(' | ')} |`);
+    }
+    out.push(`| best matmul GFLOP/s (this run) | | ${withT.map((r) => f2(bestMatmulGflops(r))).join(' | ')} |`, '');
+  }
+  const ots = withT.filter((r) => r.targets!.ot);
+  if (ots.length) {
+    out.push(`### OT-CFM exact-OT training step, batch 256 (PyTorch on 2 CPU cores, SPEC §5.1: ${TARGETS.torchOtStepMs} ms)`, '');
+    out.push('| runtime | pipelined ms | CPU part (batch + assignment) ms | GPU alone ms | dispatches / submits |', '|---|---|---|---|---|');
+    for (const r of ots) {
+      const o = r.targets!.ot!;
+      out.push(`| ${RT[r.runtime]} | ${f2(o.pipelinedMs)} | ${f2(o.cpuMs)} | ${f2(o.gpuMs)} | ${cnt(o.dispatchesPerStep)} / ${cnt(o.submitsPerStep)} |`);
+    }
+    out.push('', 'The pipelined step is bounded by the larger of its two parts: the CPU part (the exact assignment) runs while the GPU computes the previous step.', '');
+  }
 }
 
 export function renderPeersTables(results: PeersResult[], command = ''): string {
@@ -101,10 +185,11 @@ export function renderPeersTables(results: PeersResult[], command = ''): string 
     }
     out.push('');
   }
+  renderEngineTargets(rts, out);
   const checks = targetChecks(rts);
   if (checks.length) {
-    out.push('### Issue 10 targets (wgflow\'s fastest level ÷ jax-js, this run)', '', '| runtime | target | wgflow | ratio | met |', '|---|---|---|---|---|');
-    for (const t of checks) out.push(`| ${RT[t.runtime]} | ${t.target} | ${t.wgflow} | ${t.ratio === null ? '–' : t.ratio.toFixed(2) + '×'} | ${t.met === null ? '–' : t.met ? 'yes' : 'no'} |`);
+    out.push('### Issue 10 targets (from the figures of this run)', '', '| runtime | target | wgflow | figure | met |', '|---|---|---|---|---|');
+    for (const t of checks) out.push(`| ${RT[t.runtime]} | ${t.target} | ${t.wgflow} | ${t.ratio === null ? '–' : t.target.includes('dispatches') ? cnt(t.ratio) : t.ratio.toFixed(2) + '×'} | ${t.met === null ? '–' : t.met ? 'yes' : 'no'} |`);
     out.push('');
   }
   for (const r of rts) {

@@ -9,14 +9,14 @@
  *
  *   node scripts/run-ts.mjs bench/run.ts [--runtime node|browser|both] [--json] [--suite kernels|train|all]
  *        [--sections matmul,mlp,profile] [--sizes 256,512,1024] [--variants reg4x4,wgmem,...]
- *        [--reps 5] [--batches 256,4096] [--steps 50] [--blocks 3] [--fusion fused,unfused] [--quick]
+ *        [--reps 5] [--batches 256,4096] [--steps 50] [--blocks 3] [--fusion ops,layer,mlp] [--quick]
  *        [--peers] [--profile] [--acts silu,selu] [--peer-list jax-js,tfjs] [--chart FILE|none]
  *
  * The runtimes run one after the other, never at once (they would share the same two cores).
  * Timings on SwiftShader are noisy when other work shares the machine: every figure is a median of
  * several repetitions; repeat the run and compare.
  */
-import { init } from '../engine';
+import { FUSION_LEVELS, init, type FusionLevel } from '../engine';
 import { runInBrowser } from '../browser/run-in-page';
 import { MATMUL_VARIANTS, type MatmulVariant } from '../kernels/matmul';
 import { DEFAULT_BENCH, runEngineBench, type EngineBenchOptions, type EngineBenchResult } from './engine-bench';
@@ -33,6 +33,8 @@ interface Cli {
   /** --peers / --profile: the peers comparison and/or the timestamp profile instead of the default suite. */
   peers: boolean;
   profile: boolean;
+  /** --peers without the wgflow-only targets section. */
+  noTargets: boolean;
   peerOpts: PeersOptions;
   /** PNG chart of --peers (null: none). */
   chart: string | null;
@@ -43,16 +45,18 @@ interface Cli {
 
 const USAGE = `usage: node scripts/run-ts.mjs bench/run.ts [--runtime node|browser|both] [--json]
   [--suite kernels|train|all] [--peers] [--sections matmul,mlp,profile] [--sizes 256,512,1024] [--variants ${MATMUL_VARIANTS.join(',')}]
-  [--reps N] [--batches 256,4096] [--steps N] [--blocks N] [--fusion fused,unfused] [--quick]
-  [--peers] [--profile] [--acts silu,selu] [--peer-list jax-js,tfjs] [--chart FILE|none]
+  [--reps N] [--batches 256,4096] [--steps N] [--blocks N] [--fusion ops,layer,mlp] [--quick]
+  [--peers] [--no-targets] [--profile] [--acts silu,selu] [--peer-list jax-js,tfjs] [--chart FILE|none]
       --peers: wgflow (each fusion level) vs jax-js and tfjs-webgpu in the same run (defaults: --sizes 256,512,1024,2048
-      --batches 256,4096 --acts silu,selu --reps 3 --steps 10); --profile: per-kernel GPU time (timestamp queries)
+      --batches 256,4096 --acts silu,selu --reps 3 --steps 10), then issue 10's wgflow-only targets (flows steps at
+      each level, RK4 sampling fused vs ops at n = 256 and 10 000, the OT-CFM step; --no-targets skips them);
+      --profile: per-kernel GPU time (timestamp queries)
   [--tune JSON]  (the matmul tuning tool, see bench/page-tune.ts)`;
 
 class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Cli {
-  const cli: Cli = { runtimes: ['node', 'browser'], json: false, peers: false, profile: false, peerOpts: {}, chart: 'bench-peers.png', tune: null, opts: {} };
+  const cli: Cli = { runtimes: ['node', 'browser'], json: false, peers: false, profile: false, noTargets: false, peerOpts: {}, chart: 'bench-peers.png', tune: null, opts: {} };
   const list = (flag: string, v: string | undefined) => {
     if (!v) throw new UsageError(`${flag} needs a value`);
     return v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -102,6 +106,7 @@ function parseArgs(argv: string[]): Cli {
       }
       case '--peers': cli.peers = true; break;
       case '--profile': cli.profile = true; break;
+      case '--no-targets': cli.noTargets = true; break;
       case '--acts': {
         const v = list(flag, next());
         for (const x of v) if (x !== 'silu' && x !== 'selu') throw new UsageError(`--acts: "${x}" is not one of silu, selu`);
@@ -135,8 +140,8 @@ function parseArgs(argv: string[]): Cli {
       }
       case '--fusion': {
         const v = list(flag, next());
-        for (const x of v) if (x !== 'fused' && x !== 'unfused') throw new UsageError(`--fusion: "${x}" is not one of fused, unfused`);
-        cli.opts.fusion = v as ('fused' | 'unfused')[];
+        for (const x of v) if (!(FUSION_LEVELS as readonly string[]).includes(x)) throw new UsageError(`--fusion: "${x}" is not one of ${FUSION_LEVELS.join(', ')}`);
+        cli.opts.fusion = v as FusionLevel[];
         break;
       }
       case '--reps': cli.opts.reps = int(flag, next()); break;
@@ -152,7 +157,9 @@ function parseArgs(argv: string[]): Cli {
   const { sizes, reps, batches, steps } = cli.opts;
   Object.assign(cli.peerOpts, Object.fromEntries(Object.entries({ sizes, reps, batches, steps }).filter(([, v]) => v !== undefined)));
   if (argv.includes('--quick')) Object.assign(cli.peerOpts, { sizes: [256, 512], reps: 2, steps: 5, targetRepMs: 200, profileReps: 3 }, { ...cli.peerOpts });
-  cli.peerOpts.sections = [...(cli.peers ? ['peers' as const] : []), ...(cli.profile ? ['profile' as const] : [])];
+  cli.peerOpts.sections = [...(cli.peers ? ['peers' as const] : []), ...(cli.peers && !cli.noTargets ? ['targets' as const] : []), ...(cli.profile ? ['profile' as const] : [])];
+  if (argv.includes('--quick')) cli.peerOpts.targets = { flowRounds: 2, flowSteps: 5, rk4N: [256, 2048], rk4Reps: 1, otSteps: 30 };
+  if (cli.opts.fusion) cli.peerOpts.targets = { ...cli.peerOpts.targets, flowLevels: cli.opts.fusion.filter((l) => l !== 'step') };
   return cli;
 }
 
@@ -205,31 +212,28 @@ export function renderTables(results: EngineBenchResult[]): string {
   }
   const batches = [...new Set(results.flatMap((r) => r.mlp.map((m) => m.batch)))];
   if (batches.length) {
-    out.push('### MLP 3→64→64→64→2 (SELU) + MSE + valueAndGrad + Adam step (median ms/step; dispatches / submits per step)', '');
-    out.push(`| batch | flavour | ${rts.map((rt) => `${col(rt)} ms | disp/sub`).join(' | ')} |`, `|---|---|${rts.map(() => '---|---').join('|')}|`);
+    out.push('### MLP 3→64→64→64→2 (SELU) + MSE + valueAndGrad + Adam step at each fusion level (median ms/step; dispatches / submits per step)', '');
+    out.push(`| batch | fusion | ${rts.map((rt) => `${col(rt)} ms | disp/sub | ÷ ops`).join(' | ')} |`, `|---|---|${rts.map(() => '---|---|---').join('|')}|`);
+    const levels = FUSION_LEVELS.filter((l) => results.some((r) => r.mlp.some((m) => m.fusion === l)));
     for (const batch of batches) {
-      for (const fused of [true, false]) {
-        if (!results.some((r) => r.mlp.some((m) => m.batch === batch && m.fused === fused))) continue;
+      for (const level of levels) {
+        if (!results.some((r) => r.mlp.some((m) => m.batch === batch && m.fusion === level))) continue;
         const cells = rts.map((rt) => {
-          const m = by(rt).mlp.find((x) => x.batch === batch && x.fused === fused);
+          const m = by(rt).mlp.find((x) => x.batch === batch && x.fusion === level);
+          const ops = by(rt).mlp.find((x) => x.batch === batch && x.fusion === 'ops');
           const cpu = m?.cpuMsPerStep != null ? ` (${f1(m.cpuMsPerStep)} CPU-ms)` : '';
-          return m ? `${f2(m.msPerStep)}${cpu} | ${m.dispatchesPerStep} / ${m.submitsPerStep}` : '– | –';
+          const ratio = m && ops ? `${(ops.msPerStep / m.msPerStep).toFixed(2)}×` : '–';
+          return m ? `${f2(m.msPerStep)}${cpu} | ${m.dispatchesPerStep} / ${m.submitsPerStep} | ${ratio}` : '– | – | –';
         });
-        out.push(`| ${batch} | wgflow ${fused ? 'fused' : 'unfused'} | ${cells.join(' | ')} |`);
+        out.push(`| ${batch} | ${level} | ${cells.join(' | ')} |`);
       }
-      const ratio = rts.map((rt) => {
-        const f = by(rt).mlp.find((x) => x.batch === batch && x.fused);
-        const u = by(rt).mlp.find((x) => x.batch === batch && !x.fused);
-        return f && u ? `${(u.msPerStep / f.msPerStep).toFixed(2)}× | ` : '– | ';
-      });
-      out.push(`| ${batch} | unfused ÷ fused | ${ratio.join(' | ')} |`);
     }
   }
-  const profBatches = [...new Set(results.flatMap((r) => r.profile.map((p) => p.batch)))];
-  for (const batch of profBatches) {
-    out.push('', `### Where a fused step's time goes, batch ${batch} (each dispatch timed on its own, median ms)`, '');
+  const profCases = [...new Map(results.flatMap((r) => r.profile.map((p) => [`${p.batch} ${p.fusion}`, p] as const))).values()];
+  for (const { batch, fusion } of profCases) {
+    out.push('', `### Where a step's time goes, batch ${batch}, fusion ${fusion} (each dispatch timed on its own, median ms)`, '');
     out.push(`| # | kernel | workgroups | ${rts.map(col).join(' | ')} |`, `|---|---|---|${rts.map(() => '---').join('|')}|`);
-    const lists = rts.map((rt) => by(rt).profile.filter((p) => p.batch === batch));
+    const lists = rts.map((rt) => by(rt).profile.filter((p) => p.batch === batch && p.fusion === fusion));
     const n = Math.max(...lists.map((l) => l.length));
     for (let i = 0; i < n; i++) {
       const e = lists.find((l) => l[i])![i]!;

@@ -126,7 +126,7 @@ function fakeResult(): PeersResult {
   return {
     runtime: 'browser', adapterSummary: 'google swiftshader (software, browser)', userAgent: 'UA', timestampQuery: true,
     fusionApi: 'setFusion(level)', levels: ['ops', 'layer'],
-    options: { sizes: [1024], batches: [256], acts: ['silu'], reps: 3, steps: 10, warmupSteps: 3, targetRepMs: 500, peers: ['jax-js', 'tfjs'], sections: ['peers'], profileReps: 5 },
+    options: { sizes: [1024], batches: [256], acts: ['silu'], reps: 3, steps: 10, warmupSteps: 3, targetRepMs: 500, peers: ['jax-js', 'tfjs'], sections: ['peers'], profileReps: 5, targets: {} },
     cases: [
       mk('wgflow ops', 'wgflow', 'matmul 1024', 400),
       mk('jax-js 0.1.25', 'jax-js', 'matmul 1024', 1000),
@@ -136,7 +136,19 @@ function fakeResult(): PeersResult {
       mk('tfjs-webgpu 4.22', 'tfjs', 'mlp silu 256', 100, { ok: false, diff: 0.5 }),
     ],
     profile: [{ batch: 256, act: 'silu', level: 'layer', totalMs: 1.5, kernels: [{ index: 0, kernel: 'adam[8706]', workgroups: [35, 1, 1], ms: 1.5, samples: [1.5] }] }],
+    targets: null,
     errors: ['tfjs: something failed\nsecond line'],
+  };
+}
+
+/** Figures of the wgflow-only targets section (bench/engine-targets.ts). */
+function fakeTargets(): NonNullable<PeersResult['targets']> {
+  const flow = (model: string, level: 'ops' | 'layer' | 'mlp', ms: number, d: number) => ({ model, level, ms, samples: [ms], dispatchesPerStep: d, loss: 2.5 });
+  const rk4 = (n: number, level: 'step' | 'ops', ms: number, gflops: number, dispatches: number) => ({ n, steps: 100, level, ms, samples: [ms], dispatches, gflops, maxAbsDiff: 0 });
+  return {
+    flows: [flow('realnvp', 'ops', 90, 391), flow('realnvp', 'layer', 60, 351), flow('realnvp', 'mlp', 15, 38), flow('maf', 'layer', 80, 502), flow('maf', 'mlp', 40, 60)],
+    sampling: [rk4(256, 'step', 30, 6, 11), rk4(256, 'ops', 450, 0.4, 3901), rk4(10000, 'step', 1000, 3.5, 11), rk4(10000, 'ops', 5000, 0.7, 3901)],
+    ot: { batch: 256, cpuMs: 4, gpuMs: 5, pipelinedMs: 6, dispatchesPerStep: 2, submitsPerStep: 1, fusion: 'step' },
   };
 }
 
@@ -155,6 +167,22 @@ describe('report', () => {
     expect(md).toContain('| 1 | adam[8706] | 35×1×1 | 1.500 |');
     expect(md).toContain('- Chromium: tfjs: something failed\n');
     expect(md).not.toContain('second line');
+  });
+
+  it('wgflow-only targets: flows dispatches and speed-up over layer, RK4 against ops or the best matmul, the OT-CFM step', () => {
+    const r = { ...fakeResult(), targets: fakeTargets() };
+    const md = renderPeersTables([r]);
+    expect(md).toContain('| realnvp | mlp | 15.0 (38; 2.5000) |');
+    expect(md).toContain('| 10000 | step | 1000 (11; 3.50; 0.0e+0) |');
+    expect(md).toContain('| best matmul GFLOP/s (this run) | | 5.37 |'); // 2·1024³ / 400 ms
+    expect(md).toContain('| Chromium | realnvp training step: ≤ 40 dispatches | wgflow mlp | 38 | yes |');
+    expect(md).toContain('| Chromium | realnvp training step: ≥ 3× faster than layer | wgflow mlp | 4.00× | yes |');
+    expect(md).toContain('| Chromium | maf training step: ≤ 40 dispatches | wgflow mlp | 60 | no |');
+    expect(md).toContain('| Chromium | maf training step: ≥ 3× faster than layer | wgflow mlp | 2.00× | no |');
+    expect(md).toContain('| Chromium | RK4 n=256: fused ≥ 10× ops | wgflow step | 15.00× | yes |');
+    expect(md).toContain('| Chromium | RK4 n=10000: fused GFLOP/s ≥ 0.7× best matmul | wgflow step | 0.65× | no |'); // 3.5 / 5.37
+    expect(md).toContain("| Chromium | OT-CFM exact step, batch 256: ms ÷ PyTorch's 7.4 ms (report) | wgflow step | 0.81× | – |");
+    expect(md).toContain('| Chromium | 6.00 | 4.00 | 5.00 | 2 / 1 |');
   });
 
   it('targets ignore a wgflow level whose numerics failed', () => {
