@@ -137,7 +137,10 @@ unchanged; it validates them (exit status 2 on a bad one). Among them:
   --peers              wgflow at each fusion level against jax-js and tfjs-webgpu, measured in the
                        same run on the same adapter, interleaved: matmul 256–2048, the MLP + Adam
                        step at batch 256 and 4096 (SiLU, SELU), dispatches and submits per step for
-                       every engine, issue 10's targets marked met or not, and a PNG chart
+                       every engine; then wgflow's own targets (flows steps at each level, RK4
+                       sampling fused vs ops, the OT-CFM exact step; --no-targets skips them); every
+                       issue 10 target marked met or not, and a PNG chart
+  --fusion ops,layer,mlp   the fusion levels the MLP step (and the flows steps) are timed at
   --chart FILE|none    where --peers writes its chart (default bench-peers.png)
   --profile            per-kernel GPU time (timestamp queries) of a training step at each fusion level
   --sizes, --batches, --acts silu,selu, --reps N, --steps N, --peer-list jax-js,tfjs   what to run
