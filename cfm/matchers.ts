@@ -9,6 +9,7 @@
  * | fm     | none (x0 unused)    | t·x1                            | 1 − (1−σ)·t    | (x1 − (1−σ)·x_t) / (1 − (1−σ)·t)           |
  * | sbcfm  | entropic OT, 2σ²    | as icfm                         | σ·√(t(1−t))    | (1−2t)/(2t(1−t) + 1e-8)·(x_t − mu_t) + x1 − x0 |
  * | vpcfm  | independent         | cos(πt/2)·x0 + sin(πt/2)·x1     | σ              | π/2·(cos(πt/2)·x1 − sin(πt/2)·x0)          |
+ * | sf2m   | minibatch OT plan   | as sbcfm                        | as sbcfm       | as sbcfm (plus a score target: cfm/sf2m.ts) |
  *
  * (The 1e-8 in sbcfm's denominator is torchcfm's.) Each matcher exists twice: a float64 CPU form
  * (the closed forms, for tests and references) and a WGSL function used by the GPU kernels; the
@@ -37,6 +38,8 @@ export const MATCHERS: Record<CfmMethod, MatcherInfo> = {
   fm: { name: 'fm', coupling: 'independent', sigma: 0.1, usesSource: false },
   sbcfm: { name: 'sbcfm', coupling: 'entropic', sigma: 1.0, usesSource: true },
   vpcfm: { name: 'vpcfm', coupling: 'independent', sigma: 0.1, usesSource: true },
+  // [SF]2M: exact OT by default (torchcfm's SF2M examples; Sinkhorn with reg 2σ² on request), σ as sbcfm's.
+  sf2m: { name: 'sf2m', coupling: 'ot', sigma: 1.0, usesSource: true },
 };
 
 export function getMatcher(method: string): MatcherInfo {
@@ -58,7 +61,8 @@ export function muT(method: CfmMethod, x0: number, x1: number, t: number): numbe
 export function sigmaT(method: CfmMethod, sigma: number, t: number): number {
   switch (method) {
     case 'fm': return 1 - (1 - sigma) * t;
-    case 'sbcfm': return sigma * Math.sqrt(t * (1 - t));
+    case 'sbcfm':
+    case 'sf2m': return sigma * Math.sqrt(t * (1 - t));
     default: return sigma;
   }
 }
@@ -66,7 +70,8 @@ export function sigmaT(method: CfmMethod, sigma: number, t: number): number {
 export function uT(method: CfmMethod, sigma: number, x0: number, x1: number, t: number, xt: number): number {
   switch (method) {
     case 'fm': return (x1 - (1 - sigma) * xt) / (1 - (1 - sigma) * t);
-    case 'sbcfm': return ((1 - 2 * t) / (2 * t * (1 - t) + 1e-8)) * (xt - muT(method, x0, x1, t)) + x1 - x0;
+    case 'sbcfm':
+    case 'sf2m': return ((1 - 2 * t) / (2 * t * (1 - t) + 1e-8)) * (xt - muT(method, x0, x1, t)) + x1 - x0;
     case 'vpcfm': return (Math.PI / 2) * (Math.cos((Math.PI * t) / 2) * x1 - Math.sin((Math.PI * t) / 2) * x0);
     default: return x1 - x0;
   }
@@ -140,6 +145,7 @@ export function matcherWgsl(method: CfmMethod, sigma: number, d: number): string
   }`;
       break;
     case 'sbcfm':
+    case 'sf2m':
       body = `  let st = ${S} * sqrt(t * (1.0 - t));
   let ratio = (1.0 - 2.0 * t) / (2.0 * t * (1.0 - t) + 1e-8);
   for (var k = 0u; k < ${u32(d)}; k++) {

@@ -130,12 +130,14 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
   // Flow matching's own bound (the shared ones are train/options.ts's): the loss is a batch mean
   // over paired rows, and an OT plan of one point is no coupling.
   if (cfg.batch < 2) throw new RangeError(`batch: ${cfg.batch} is not accepted by flow matching; accepted: 2 or more`);
-  const sigma = num(o, 'sigma', matcher.sigma, (x) => x >= 0 && (cfg.method !== 'sbcfm' || x > 0), cfg.method === 'sbcfm' ? 'a positive number' : 'a non-negative number');
+  // sbcfm's bridge and sf2m's λ(t) = 2σ_t/σ² need σ > 0.
+  const positiveSigma = cfg.method === 'sbcfm' || cfg.method === 'sf2m';
+  const sigma = num(o, 'sigma', matcher.sigma, (x) => x >= 0 && (!positiveSigma || x > 0), positiveSigma ? 'a positive number' : 'a non-negative number');
   let coupling: CfmConfig['coupling'] = 'independent';
   if (matcher.coupling === 'ot') coupling = choice<OtSolver>(o, 'ot', 'exact', ['exact', 'sinkhorn']);
   else if (matcher.coupling === 'entropic') coupling = choice<OtSolver>(o, 'ot', 'sinkhorn', ['exact', 'sinkhorn']);
-  else if (o.ot !== undefined) throw new RangeError(`option ot: ${cfg.method} uses independent pairs (only otcfm and sbcfm use an OT plan)`);
-  const reg = coupling === 'sinkhorn' ? num(o, 'reg', matcher.coupling === 'entropic' ? 2 * sigma * sigma : SINKHORN_DEFAULTS.reg, (x) => x > 0, 'a positive number') : null;
+  else if (o.ot !== undefined) throw new RangeError(`option ot: ${cfg.method} uses independent pairs (only otcfm, sbcfm and sf2m use an OT plan)`);
+  const reg = coupling === 'sinkhorn' ? num(o, 'reg', matcher.coupling === 'entropic' || cfg.method === 'sf2m' ? 2 * sigma * sigma : SINKHORN_DEFAULTS.reg, (x) => x > 0, 'a positive number') : null;
   const pairing = choice<Pairing>(o, 'pairing', 'replacement', ['replacement', 'permutation']);
   if (coupling === 'sinkhorn' && cfg.batch > 2048) throw new RangeError(`batch ${cfg.batch}: the GPU Sinkhorn kernel holds at most 2048 points per side`);
   const hidden = widths(o);
@@ -179,8 +181,8 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
 // ---- samplers ----
 
 /** Random-number streams: disjoint Philox streams per purpose (and per training step). */
-const STREAM = { init: 1, evalSource: 2, evalTarget: 3, trajectories: 4, nll: 5, sample: 6 } as const;
-const stepStream = (step: number, purpose: number) => (0x10000000 + step * 4 + purpose) >>> 0;
+export const STREAM = { init: 1, evalSource: 2, evalTarget: 3, trajectories: 4, nll: 5, sample: 6 } as const;
+export const stepStream = (step: number, purpose: number) => (0x10000000 + step * 4 + purpose) >>> 0;
 
 export interface PointSampler {
   dim: number;
@@ -347,6 +349,7 @@ function snapshot(vf: VectorField, stepper: CfmStepper, c: CfmConfig, step: () =
 
 async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resume?: TrainState): Promise<TrainingRun> {
   const c = resolved as unknown as CfmConfig;
+  if (c.method === 'sf2m') throw new Error('sf2m trains a flow and a score network: its trainer is cfm/sf2m-train.ts sf2mTrainer (train/registry.ts trainerOf)');
   const src = sourceSampler(c);
   const tgt = targetSampler(c, cfg.data);
   if (tgt.dim !== c.dim || (c.source && src.dim !== c.dim)) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
@@ -447,15 +450,20 @@ export async function evalCfm(config: Record<string, unknown>, params: TrainStat
   }
 }
 
+/** Why `--solver sde` is refused: the SDE needs the score network only [SF]2M trains. */
+export const sdeRefusal = (method: string) => `solver: "sde" needs a score network, which only sf2m trains (this checkpoint is ${method}); accepted: ${SOLVERS.join(', ')}`;
+
 /** train/methods.ts MethodImpl.sample for CFM checkpoints. */
 export async function cfmSample(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult> {
   const c = configFrom(ckpt.config);
+  if (opts.solver === 'sde') throw new RangeError(sdeRefusal(c.method));
   const r = await sampleCfm(ckpt.config, ckpt.params, opts.n, opts.solver ?? 'rk4', opts.solverSteps ?? 100, opts.seed, opts.trajectoryTimes ?? 0);
   return { samples: { data: r.samples, n: opts.n, dim: c.dim }, trajectories: r.trajectories.length ? r.trajectories : undefined, nfe: r.nfe };
 }
 
 /** train/methods.ts MethodImpl.evaluate for CFM checkpoints. */
 export async function cfmEvaluate(ckpt: ModelCheckpoint, opts: EvalOptions): Promise<EvalResult> {
+  if (opts.solver === 'sde') throw new RangeError(sdeRefusal(configFrom(ckpt.config).method));
   const r = await evalCfm(ckpt.config, ckpt.params, opts.target, { data: opts.data, n: opts.n, seed: opts.seed, solver: opts.solver, solverSteps: opts.solverSteps, source: opts.source });
   return { w2: r.w2, npe: r.npe, nll: r.nll, nfe: r.nfe };
 }

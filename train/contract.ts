@@ -10,10 +10,10 @@
  * bundles for both runtimes.
  */
 
-export type CfmMethod = 'otcfm' | 'icfm' | 'fm' | 'sbcfm' | 'vpcfm';
+export type CfmMethod = 'otcfm' | 'icfm' | 'fm' | 'sbcfm' | 'vpcfm' | 'sf2m';
 export type FlowMethod = 'realnvp' | 'nice' | 'glow' | 'planar' | 'radial' | 'maf';
 export type Method = CfmMethod | FlowMethod;
-export const CFM_METHODS: readonly CfmMethod[] = ['otcfm', 'icfm', 'fm', 'sbcfm', 'vpcfm'];
+export const CFM_METHODS: readonly CfmMethod[] = ['otcfm', 'icfm', 'fm', 'sbcfm', 'vpcfm', 'sf2m'];
 export const FLOW_METHODS: readonly FlowMethod[] = ['realnvp', 'nice', 'glow', 'planar', 'radial', 'maf'];
 
 export function familyOf(method: Method): 'cfm' | 'flow' {

@@ -14,8 +14,9 @@ export interface ModelCheckpoint {
   step: number;
 }
 
-export type Solver = 'rk4' | 'euler' | 'midpoint' | 'dopri5';
-export const SOLVERS: readonly Solver[] = ['rk4', 'euler', 'midpoint', 'dopri5'];
+/** ODE solvers of every CFM model, and 'sde' (Euler–Maruyama; [SF]2M only: it needs the score network). */
+export type Solver = 'rk4' | 'euler' | 'midpoint' | 'dopri5' | 'sde';
+export const SOLVERS: readonly Solver[] = ['rk4', 'euler', 'midpoint', 'dopri5', 'sde'];
 
 export interface SampleOptions {
   n: number;

@@ -5,19 +5,21 @@
  * file name): a method is available when it is in the method lists. Browser-safe.
  */
 import { cfmEvaluate, cfmSample, cfmTrainer } from '../cfm/train';
+import { sf2mEvaluate, sf2mSample, sf2mTrainer } from '../cfm/sf2m-train';
 import { evalFlow, flowTrainer, sampleFlow } from '../flows/train';
 import { familyOf, type FamilyTrainer, type Method, type TrainJob } from './contract';
 import { runTraining } from './driver';
 import type { JobsModule, MethodImpl } from './methods';
 import { ALL_METHODS, checkCommonConfig } from './options';
 
-/** Training of any flow-matching method (the driver with cfm/'s trainer); cfg.method picks the method. */
-export const cfmJob: TrainJob = { run: (cfg, hooks, resume) => runTraining(cfmTrainer, cfg, hooks, resume) };
+/** Training of any flow-matching method (the driver with cfm/'s trainer, sf2m's for sf2m); cfg.method picks the method. */
+export const cfmJob: TrainJob = { run: (cfg, hooks, resume) => runTraining(trainerOf(cfg.method), cfg, hooks, resume) };
 /** Training of any normalizing-flow method (the driver with flows/'s trainer). */
 export const flowJob: TrainJob = { run: (cfg, hooks, resume) => runTraining(flowTrainer, cfg, hooks, resume) };
 
 /** The family trainer of `method`. */
 export function trainerOf(method: Method): FamilyTrainer {
+  if (method === 'sf2m') return sf2mTrainer;
   return familyOf(method) === 'cfm' ? cfmTrainer : flowTrainer;
 }
 
@@ -30,8 +32,8 @@ function impl(method: Method): MethodImpl {
       checkCommonConfig(cfg);
       return trainer.resolveConfig(cfg);
     },
-    sample: trainer.family === 'cfm' ? cfmSample : sampleFlow,
-    evaluate: trainer.family === 'cfm' ? cfmEvaluate : evalFlow,
+    sample: method === 'sf2m' ? sf2mSample : trainer.family === 'cfm' ? cfmSample : sampleFlow,
+    evaluate: method === 'sf2m' ? sf2mEvaluate : trainer.family === 'cfm' ? cfmEvaluate : evalFlow,
   };
 }
 
