@@ -9,6 +9,10 @@
  *   planar   [ActNorm] + K × planar                                             K = 32
  *   radial   [ActNorm] + K × radial                                             K = 32
  *   maf      [ActNorm] + K × MAF layer (MADE; degree order reversed every layer)  K = 10 in 2-D, else 5
+ *   nsf      [ActNorm] + K × rational-quadratic spline layer (flows/spline.ts): `variant` coupling
+ *            (half masks alternating, a fixed random permutation between layers when D > 2; the
+ *            default) or autoregressive (MADE, order reversed every layer); `bins` per spline
+ *            (default 8) on [−`bound`, `bound`] (default 3: the data are standardised, so ±3 std)  K = 6
  *
  * Why MAF is deeper in 2-D: a MAF layer moves its first coordinate (in degree order) by a constant
  * affine map, so in two dimensions it is one coupling layer, and needs as many layers as RealNVP's
@@ -32,6 +36,7 @@ import { FUSION_LEVELS, type FusionLevel } from '../engine/config';
 import { ParamStore } from './params';
 import { Planar } from './planar';
 import { Radial } from './radial';
+import { SplineAutoregressive, SplineCoupling } from './spline';
 
 export interface FlowArch {
   method: FlowMethod;
@@ -55,9 +60,16 @@ export interface FlowArch {
    * before it existed still resolve to themselves.
    */
   fusion?: FusionLevel;
+  /** nsf only: coupling or autoregressive layers, bins per spline and the splines' interval [−bound, bound]. */
+  variant?: NsfVariant;
+  bins?: number;
+  bound?: number;
 }
 
-export const DEFAULT_LAYERS: Record<FlowMethod, number> = { realnvp: 8, nice: 8, glow: 6, planar: 32, radial: 32, maf: 5 };
+export type NsfVariant = 'coupling' | 'autoregressive';
+export const NSF_VARIANTS: readonly NsfVariant[] = ['coupling', 'autoregressive'];
+
+export const DEFAULT_LAYERS: Record<FlowMethod, number> = { realnvp: 8, nice: 8, glow: 6, planar: 32, radial: 32, maf: 5, nsf: 6 };
 
 /** The default number of layers of `method` for data of dimension `dim` (MAF: 10 in 2-D, see above). */
 export function defaultLayers(method: FlowMethod, dim: number): number {
@@ -65,7 +77,7 @@ export function defaultLayers(method: FlowMethod, dim: number): number {
 }
 
 /** Option keys the flow trainer reads (TrainConfig.options); others are ignored. */
-export const ARCH_OPTIONS = ['layers', 'hidden', 'activation', 'scaleBound', 'linear', 'base', 'actnorm', 'contextDim', 'fusion'] as const;
+export const ARCH_OPTIONS = ['layers', 'hidden', 'activation', 'scaleBound', 'linear', 'base', 'actnorm', 'contextDim', 'fusion', 'variant', 'bins', 'bound'] as const;
 
 function bad(key: string, v: unknown, accepted: string): never {
   throw new Error(`flow option ${key}: ${JSON.stringify(v)} is not accepted; accepted: ${accepted}`);
@@ -104,6 +116,8 @@ export function resolveArch(method: string, dim: number, options: Record<string,
   const contextDim = o.contextDim === undefined ? 0 : Number(o.contextDim);
   if (!Number.isInteger(contextDim) || contextDim < 0) bad('contextDim', o.contextDim, 'a non-negative integer');
   if (o.fusion !== undefined && !(FUSION_LEVELS as readonly unknown[]).includes(o.fusion)) bad('fusion', o.fusion, FUSION_LEVELS.join(', '));
+  const nsf = m === 'nsf' ? nsfOptions(o, dim) : null;
+  if (!nsf) for (const k of ['variant', 'bins', 'bound'] as const) if (o[k] !== undefined) bad(k, o[k], `no value: the option applies to method nsf only (this run: ${m})`);
   if (contextDim > 0 && (m === 'planar' || m === 'radial')) throw new Error(`method ${m}: planar and radial layers have no conditioner, so the flow cannot take a context`);
   return {
     method: m, dim, contextDim,
@@ -112,7 +126,19 @@ export function resolveArch(method: string, dim: number, options: Record<string,
     activation, scaleBound, linear, base, actnorm,
     seed: Number.isSafeInteger(seed) ? seed : 0,
     ...(o.fusion !== undefined ? { fusion: o.fusion as FusionLevel } : {}),
+    ...(nsf ?? {}),
   };
+}
+
+/** nsf's own options: variant (coupling), bins (8, at most 64), bound (3). */
+function nsfOptions(o: Record<string, unknown>, dim: number): { variant: NsfVariant; bins: number; bound: number } {
+  const variant = (o.variant ?? 'coupling') as NsfVariant;
+  if (!NSF_VARIANTS.includes(variant)) bad('variant', o.variant, NSF_VARIANTS.join(', '));
+  if (variant === 'coupling' && dim < 2) throw new Error(`method nsf: the coupling variant needs data of dimension ≥ 2, got ${dim}; use --option variant=autoregressive for 1-D data`);
+  const bins = o.bins === undefined ? 8 : posInt('bins', o.bins, 64);
+  const bound = o.bound === undefined ? 3 : typeof o.bound === 'string' && o.bound.trim() === '' ? NaN : Number(o.bound);
+  if (!(bound > 0) || !Number.isFinite(bound) || bound > 1e6) bad('bound', o.bound, 'a positive number up to 1e6 (the splines act on [−bound, bound] of the standardised data)');
+  return { variant, bins, bound };
 }
 
 /** Builds the flow of an architecture with fresh (seeded) initial parameters. */
@@ -159,6 +185,19 @@ export function buildFlow(a: FlowArch): Flow {
       if (a.actnorm) layers.push(new ActNorm(store, name('actnorm'), D));
       for (let k = 0; k < a.layers; k++) layers.push(new MAFLayer(store, name('maf'), D, { ...net, order: k % 2 === 0 ? 'natural' : 'reverse' }, rng));
       break;
+    case 'nsf': {
+      if (a.actnorm) layers.push(new ActNorm(store, name('actnorm'), D));
+      const spline = { ...net, bins: a.bins ?? 8, bound: a.bound ?? 3 };
+      for (let k = 0; k < a.layers; k++) {
+        if (a.variant === 'autoregressive') {
+          layers.push(new SplineAutoregressive(store, name('spline_ar'), D, { ...spline, order: k % 2 === 0 ? 'natural' : 'reverse' }, rng));
+          continue;
+        }
+        if (k > 0 && D > 2) perm();
+        layers.push(new SplineCoupling(store, name('spline_coupling'), D, { ...spline, flip: k % 2 === 1 }, rng));
+      }
+      break;
+    }
   }
   const base: BaseDistribution = a.base === 'diag' ? new DiagNormal(store, 'base', D) : new StandardNormal(D);
   return new Flow(layers, base, store, a.fusion ?? null);

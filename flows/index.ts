@@ -13,10 +13,11 @@ export { LULinear, DenseLinear, Permutation } from './linear';
 export { Planar, planarRootKernel } from './planar';
 export { Radial } from './radial';
 export { MAFLayer, type MAFOptions } from './maf';
+export { SplineCoupling, SplineAutoregressive, type SplineOptions, type SplineAROptions } from './spline';
 export { StandardNormal, DiagNormal, type BaseDistribution } from './base';
 export { Flow } from './flow';
 export { inverse, luDecompose, randomOrthogonal } from './linalg';
-export { buildFlow, resolveArch, DEFAULT_LAYERS, defaultLayers, type FlowArch } from './build';
+export { buildFlow, resolveArch, DEFAULT_LAYERS, defaultLayers, NSF_VARIANTS, type FlowArch, type NsfVariant } from './build';
 export {
   flowTrainer, sampleFlow, evalFlow, flowFromCheckpoint, densityGrid, drawSamples, meanNll,
   validateData, learningRate, readRunConfig, type FlowRunConfig, type Standardize,

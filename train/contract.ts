@@ -11,10 +11,10 @@
  */
 
 export type CfmMethod = 'otcfm' | 'icfm' | 'fm' | 'sbcfm' | 'vpcfm' | 'sf2m';
-export type FlowMethod = 'realnvp' | 'nice' | 'glow' | 'planar' | 'radial' | 'maf';
+export type FlowMethod = 'realnvp' | 'nice' | 'glow' | 'planar' | 'radial' | 'maf' | 'nsf';
 export type Method = CfmMethod | FlowMethod;
 export const CFM_METHODS: readonly CfmMethod[] = ['otcfm', 'icfm', 'fm', 'sbcfm', 'vpcfm', 'sf2m'];
-export const FLOW_METHODS: readonly FlowMethod[] = ['realnvp', 'nice', 'glow', 'planar', 'radial', 'maf'];
+export const FLOW_METHODS: readonly FlowMethod[] = ['realnvp', 'nice', 'glow', 'planar', 'radial', 'maf', 'nsf'];
 
 export function familyOf(method: Method): 'cfm' | 'flow' {
   return (CFM_METHODS as readonly string[]).includes(method) ? 'cfm' : 'flow';
