@@ -98,6 +98,7 @@ function solverFlags(v: Record<string, unknown>, given: Set<string>, method: Met
     for (const f of ['solver', 'solver-steps']) if (given.has(f)) throw new UsageError(`--${f}: the normalizing flow ${method} samples without an ODE solver; leave --${f} out`);
     return {};
   }
+  if (v.solver === 'sde' && method !== 'sf2m') throw new UsageError(`--solver sde: the SDE needs a score network, which only sf2m trains (the checkpoint is ${method}); use rk4, euler, midpoint or dopri5`);
   return { solver: (v.solver as Solver | undefined) ?? 'rk4', solverSteps: (v['solver-steps'] as number | undefined) ?? 100 };
 }
 

@@ -68,7 +68,7 @@ export function resolveModel(p: Parsed, steps: number): ResolvedModel {
     const flag = p.given.has('sigma') ? 'sigma' : 'ot';
     throw new UsageError(`--${flag}: a flow-matching option, not used by the normalizing flow ${method}`);
   }
-  if (p.given.has('ot') && method !== 'otcfm' && method !== 'sbcfm') throw new UsageError(`--ot: only otcfm and sbcfm use an OT plan (method is ${method})`);
+  if (p.given.has('ot') && method !== 'otcfm' && method !== 'sbcfm' && method !== 'sf2m') throw new UsageError(`--ot: only otcfm, sbcfm and sf2m use an OT plan (method is ${method})`);
   const source = usesSource(method) ? checkDataset('source', (v.source as string | undefined) ?? TRAIN_DEFAULTS.source) : null;
   const dataFile = (v.data as string | undefined) ?? null;
   const target = dataFile ? null : checkDataset('target', (v.target as string | undefined) ?? TRAIN_DEFAULTS.target[family]);

@@ -48,8 +48,9 @@ model and data
                        every value finite with |x| ≤ ${DATA_MAX_ABS.toExponential()} (else exit 2 naming the row and
                        column: rescale or standardise such data first)
                        datasets: wgflow info --datasets
-  --sigma X            CFM σ (default 0.1; sbcfm 1.0)
-  --ot exact|sinkhorn  OT plan of otcfm (default exact)
+  --sigma X            CFM σ (default 0.1; sbcfm and sf2m 1.0: the bridge's noise, sf2m's SDE diffusion)
+  --ot exact|sinkhorn  OT plan of otcfm and sf2m (default exact; Sinkhorn reg 2σ² for sf2m) and sbcfm
+                       (default sinkhorn)
   --fusion ops|layer|mlp|step
                        the engine's fusion level (default step: CFM's hand-fused step; flows: mlp);
                        every level gives the same numbers, it changes the kernels and their number
@@ -97,7 +98,8 @@ Draws N samples from a trained model and writes them as .npy (float32, N×dim) o
                        configuration does not match its parameters, or with non-finite parameters
                        (a run that diverged), is refused (exit 2)
   --n N                number of samples (default 10000; at most ${MAX_POINTS})
-  --solver S           ODE solver of flow matching: rk4 (default), euler, midpoint, dopri5
+  --solver S           ODE solver of flow matching: rk4 (default), euler, midpoint, dopri5; or sde
+                       (sf2m only: Euler–Maruyama of dx = [v + s] dt + σ dW, --solver-steps steps)
   --solver-steps K     fixed solver steps (default 100, at most ${MAX_SOLVER_STEPS}; dopri5: the initial number)
   --seed S             seed of the source samples (default 0)
   --out FILE           .npy or .csv (default samples.npy next to the checkpoint), in an existing
@@ -118,7 +120,7 @@ NPE (flow matching), NLL in nats (flows).
   --data FILE          .npy or .csv target data instead (values finite, |x| ≤ ${DATA_MAX_ABS.toExponential()})
   --n N                points for W2 (default 2048; at most ${MAX_POINTS})
   --seed S             seed (default 0)
-  --solver S, --solver-steps K   ODE solver for flow matching (default rk4, 100)
+  --solver S, --solver-steps K   ODE solver for flow matching (default rk4, 100); sde for sf2m (W2 only)
   --runtime R          node (default) or browser
   --chromium PATH, --gpu auto|on|off   as for train
   --json               print the result as one JSON line

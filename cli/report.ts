@@ -46,6 +46,7 @@ export const METHOD_NAMES: Record<string, string> = {
   fm: 'FM (Lipman et al.)',
   sbcfm: 'SB-CFM',
   vpcfm: 'VP-CFM',
+  sf2m: '[SF]2M',
   realnvp: 'Real NVP',
   nice: 'NICE',
   glow: 'Glow',

@@ -50,8 +50,9 @@ export function estimateTraining(cfg: Pick<TrainConfig, 'method' | 'batch' | 'op
   if (familyOf(cfg.method) === 'cfm') {
     const hidden = widths(o.hidden, [64, 64, 64]);
     const dims = [dim + 1, ...hidden, dim];
-    const P = mlpParams(dims);
-    const ot = o.ot ?? (cfg.method === 'otcfm' ? 'exact' : cfg.method === 'sbcfm' ? 'sinkhorn' : null);
+    // sf2m trains a score network of the same shape next to the vector field.
+    const P = (cfg.method === 'sf2m' ? 2 : 1) * mlpParams(dims);
+    const ot = o.ot ?? (cfg.method === 'otcfm' || cfg.method === 'sf2m' ? 'exact' : cfg.method === 'sbcfm' ? 'sinkhorn' : null);
     const sinkhorn = ot === 'sinkhorn' ? 3 * B * B * 4 : 0;
     // Per row: forward and backward values of every layer, and the x0, x1, xt, ut rows.
     const gpuBytes = 4 * (4 * P + B * (4 * sum(dims) + 6 * dim)) + sinkhorn;

@@ -13,6 +13,7 @@
  * field and what is accepted. Browser-safe (cli/jobs.ts bundles it into the page too).
  */
 import { mlpShapes } from '../cfm/mlp';
+import { sf2mShapes } from '../cfm/sf2m';
 import { resolveConfig as resolveCfmConfig, type CfmConfig } from '../cfm/train';
 import { resolveArch } from '../flows/build';
 import type { FlowRunConfig } from '../flows/train';
@@ -177,7 +178,8 @@ export function checkCfmConfig(raw: Record<string, unknown>, params: Params): Cf
   // The dimension is bounded by the parameters that must match it (l0.W is [dim + 1, width]).
   const dim = f.int('dim', 1, Number.MAX_SAFE_INTEGER);
   const activation = f.oneOf('activation', ['selu', 'relu', 'tanh', 'sigmoid', 'none'] as const);
-  checkParamShapes(mlpShapes({ dim, hidden, activation }), params, `a ${method} vector field of dimension ${dim} with hidden widths [${hidden.join(', ')}]`);
+  // sf2m stores a score network (score.l{k}.*) next to the vector field.
+  checkParamShapes((method === 'sf2m' ? sf2mShapes : mlpShapes)({ dim, hidden, activation }), params, `a ${method} ${method === 'sf2m' ? 'vector field and score network' : 'vector field'} of dimension ${dim} with hidden widths [${hidden.join(', ')}]`);
   for (const k of ['evalPoints', 'trajectoryPoints', 'nllPoints']) f.int(k, 0, MAX_STORED_POINTS);
   for (const k of ['solverSteps', 'nllSteps', 'trajectoryTimes', 'sinkhornMaxIter', 'sinkhornEpsScaling']) f.int(k, 0, MAX_STORED_STEPS);
   f.oneOf('solver', SOLVERS);

@@ -76,7 +76,7 @@ describe('train configuration', () => {
     expect(resolveModel(parse(['--method', 'fm']), 10).stored.source).toBeNull();
     expect(() => resolveModel(parse(['--method', 'realnvp', '--source', 'gaussian']), 10)).toThrow(/--source: not used by the normalizing flow realnvp/);
     expect(() => resolveModel(parse(['--method', 'fm', '--source', 'gaussian']), 10)).toThrow(/--source: not used by fm/);
-    expect(() => resolveModel(parse(['--method', 'icfm', '--ot', 'exact']), 10)).toThrow(/--ot: only otcfm and sbcfm/);
+    expect(() => resolveModel(parse(['--method', 'icfm', '--ot', 'exact']), 10)).toThrow(/--ot: only otcfm, sbcfm and sf2m/);
   });
   test('datasets and data files are checked', () => {
     expect(() => resolveModel(parse(['--target', 'mons']), 10)).toThrow(/^--target: unknown dataset "mons" \(did you mean "moons"\?\); accepted: gaussian, 8gaussians, moons/);

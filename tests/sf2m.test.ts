@@ -289,7 +289,7 @@ describe('training, sampling and the CLI', () => {
     const out = path.join(tmp, 'run');
     const env = { ...process.env };
     delete env.WGFLOW_JOBS;
-    const train = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'wgflow.js'), 'train', '--method', 'sf2m', '--steps', '50', '--runtime', 'node', '--out', out, '--json'], { cwd: ROOT, env, encoding: 'utf8', timeout: 240_000 });
+    const train = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'wgflow.js'), 'train', '--method', 'sf2m', '--steps', '50', '--runtime', 'node', '--out', out, '--json', '--option', 'evalPoints=256', '--option', 'nllPoints=64', '--option', 'trajectoryPoints=32'], { cwd: ROOT, env, encoding: 'utf8', timeout: 240_000 });
     expect(train.status, train.stderr).toBe(0);
     const result = JSON.parse(train.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
     expect(result.method).toBe('sf2m');
