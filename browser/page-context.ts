@@ -4,6 +4,8 @@
  * An entry is a module whose default export is `async (args, ctx) => result`. This file is safe
  * to import from page code: it uses only browser globals and has no Node imports.
  */
+import type { AdapterReport } from '../engine/backend';
+import { describeAdapter } from '../engine/runtime';
 
 /** What the host hands the entry besides its args. */
 export interface PageContext {
@@ -19,19 +21,8 @@ export interface PageContext {
 /** The shape of an entry module's default export. */
 export type PageEntry<A = unknown, R = unknown> = (args: A, ctx: PageContext) => R | Promise<R>;
 
-/** The adapter facts we report (GPUAdapterInfo plus what tells software from hardware). */
-export interface AdapterReport {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  /** True for software adapters such as SwiftShader; null when the browser does not say. */
-  isFallbackAdapter: boolean | null;
-  subgroupMinSize: number | null;
-  subgroupMaxSize: number | null;
-  features: string[];
-  limits: Record<string, number>;
-}
+/** The adapter facts reported: the engine's one type (engine/backend.ts), for Node and page alike. */
+export type { AdapterReport } from '../engine/backend';
 
 /** requestAdapter() may never settle (Chromium with Vulkan flags on a machine without a GPU driver). */
 export const DEFAULT_ADAPTER_TIMEOUT_MS = 20_000;
@@ -72,28 +63,7 @@ export async function requestAdapterOrThrow(
   }
 }
 
-/** Plain-object copy of `adapter`'s info, features and limits (requests an adapter if none given). */
+/** The engine's report of `adapter` (requests one if none given): info, software/hardware, features, limits. */
 export async function reportAdapter(adapter?: GPUAdapter): Promise<AdapterReport> {
-  const a = adapter ?? (await requestAdapterOrThrow());
-  // `info` is the current API; `isFallbackAdapter` moved from GPUAdapter to GPUAdapterInfo and
-  // older browsers have only the former.
-  const info = a.info as GPUAdapterInfo & { isFallbackAdapter?: boolean; subgroupMinSize?: number; subgroupMaxSize?: number };
-  const legacy = a as GPUAdapter & { isFallbackAdapter?: boolean };
-  const limits: Record<string, number> = {};
-  // GPUSupportedLimits exposes its values as prototype getters: iterate the prototype.
-  for (const key of Object.keys(Object.getPrototypeOf(a.limits) ?? {})) {
-    const v = (a.limits as unknown as Record<string, unknown>)[key];
-    if (typeof v === 'number') limits[key] = v;
-  }
-  return {
-    vendor: info.vendor ?? '',
-    architecture: info.architecture ?? '',
-    device: info.device ?? '',
-    description: info.description ?? '',
-    isFallbackAdapter: info.isFallbackAdapter ?? legacy.isFallbackAdapter ?? null,
-    subgroupMinSize: info.subgroupMinSize ?? null,
-    subgroupMaxSize: info.subgroupMaxSize ?? null,
-    features: [...a.features].sort(),
-    limits,
-  };
+  return describeAdapter(adapter ?? (await requestAdapterOrThrow()), 'browser');
 }

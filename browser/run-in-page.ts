@@ -11,19 +11,18 @@
  * guaranteed (and checked again with sequence numbers) even at high message rates; and large
  * binary payloads travel as one HTTP body instead of through the CDP pipe.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Page } from 'puppeteer-core';
 import { bundleForBrowser } from './bundle';
 import { launchChromium, type ChromiumHandle } from './chromium';
-import type { AdapterReport } from './page-context';
-import { REPORT_PATH, TOKEN_HEADER, newReportToken, startStaticServer } from './server';
+import { ARGS_FILE, BYTES_TAG, ENTRY_FILE, NUM_TAG, TOKEN_GLOBAL, type Envelope, type PageAdapter, type PageErrorData } from './protocol';
+import { newReportToken, startStaticServer } from './server';
 
 export type { AdapterReport, PageContext, PageEntry } from './page-context';
-
-/** What the page said about its adapter: the report, or why there is none. */
-export type PageAdapter = AdapterReport | { error: string } | null;
+export type { PageAdapter } from './protocol';
 
 export interface BrowserSessionOptions {
   /** Chromium executable (default: findChromium(): WGFLOW_CHROMIUM, then the usual paths). */
@@ -56,6 +55,12 @@ export interface RunOptions {
    * goes on; the report is dropped unread.
    */
   onRefusedReport?: (reason: string) => void;
+  /**
+   * The page runner's bundle (browser/page-runner.ts built for the browser, e.g. an installed
+   * package's dist/page/page-runner.js). Default: browser/page-runner.ts of the checkout this module
+   * runs from, bundled once per process.
+   */
+  runner?: string;
 }
 
 export interface RunInBrowserOptions extends RunOptions, BrowserSessionOptions {}
@@ -77,7 +82,6 @@ export interface BrowserSession {
 }
 
 const DEFAULT_TIMEOUT_MS = 300_000;
-const ENTRY_FILE = 'entry.js';
 const HANDLED_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 /**
@@ -161,20 +165,31 @@ async function codeOf(entry: string, opts: RunOptions): Promise<string> {
   return opts.bundled ? readFileSync(entry, 'utf8') : bundleForBrowser(entry);
 }
 
+const RUNNER_SOURCE = path.join('browser', 'page-runner.ts');
+const RUNNER_PREBUILT = path.join('page', 'page-runner.js');
+let runnerBuild: Promise<string> | null = null;
+
+/**
+ * The page runner's code: `opts.runner` as it is, else the first found from this module's folder
+ * upwards of browser/page-runner.ts (bundled with esbuild, once per process: the source tree, or a
+ * checkout's CLI and bench bundles in node_modules/.cache/wgflow) and page/page-runner.js (an
+ * installed package's dist/cli.js finds dist/page/page-runner.js, which scripts/build.mjs prebuilt).
+ */
+function runnerCode(opts: RunOptions): Promise<string> {
+  if (opts.runner) return Promise.resolve(readFileSync(opts.runner, 'utf8'));
+  runnerBuild ??= (async () => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    for (let dir = here, k = 0; k < 5; k++, dir = path.dirname(dir)) {
+      if (existsSync(path.join(dir, RUNNER_SOURCE))) return bundleForBrowser(path.join(dir, RUNNER_SOURCE), { cwd: dir });
+      if (existsSync(path.join(dir, RUNNER_PREBUILT))) return readFileSync(path.join(dir, RUNNER_PREBUILT), 'utf8');
+    }
+    throw new Error(`runInBrowser: neither ${RUNNER_SOURCE} nor ${RUNNER_PREBUILT} above ${here}; pass RunOptions.runner (a prebuilt dist/page/page-runner.js)`);
+  })();
+  runnerBuild.catch(() => (runnerBuild = null));
+  return runnerBuild;
+}
+
 const ENVELOPE_KINDS: ReadonlySet<unknown> = new Set(['adapter', 'msg', 'result', 'error']);
-
-interface Envelope {
-  seq: number;
-  kind: 'adapter' | 'msg' | 'result' | 'error';
-  data: unknown;
-}
-
-interface PageErrorData {
-  origin?: string;
-  name?: string;
-  message?: string;
-  stack?: string;
-}
 
 async function runInSession<T>(
   chromium: ChromiumHandle,
@@ -184,6 +199,7 @@ async function runInSession<T>(
   prebuilt?: string,
 ): Promise<RunResult<T>> {
   const code = prebuilt ?? (await codeOf(entry, opts));
+  const runner = await runnerCode(opts);
   // Source paths in the map are relative to the bundle: the file itself when prebuilt, else cwd (bundle.ts).
   const mapStack = stackMapper(code, opts.bundled ? path.dirname(path.resolve(entry)) : process.cwd());
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -263,12 +279,12 @@ async function runInSession<T>(
   const server = await startStaticServer(
     {
       '/index.html': INDEX_HTML,
-      '/runner.js': PAGE_RUNNER_JS,
+      '/runner.js': runner,
       [`/${ENTRY_FILE}`]: code,
-      '/args.json': JSON.stringify(opts.args ?? null, hostReplacer),
+      [`/${ARGS_FILE}`]: JSON.stringify(opts.args ?? null, hostReplacer),
     },
     {
-      privatePaths: ['/args.json'],
+      privatePaths: [`/${ARGS_FILE}`],
       report: {
         token,
         onReport,
@@ -285,9 +301,9 @@ async function runInSession<T>(
       }, timeoutMs);
     }
     page = await chromium.browser.newPage();
-    await page.evaluateOnNewDocument((t: string) => {
-      Object.defineProperty(globalThis, '__wgflowRunToken', { value: t, configurable: true, enumerable: false, writable: false });
-    }, token);
+    await page.evaluateOnNewDocument((name: string, t: string) => {
+      Object.defineProperty(globalThis, name, { value: t, configurable: true, enumerable: false, writable: false });
+    }, TOKEN_GLOBAL, token);
     page.on('console', (msg) => {
       const type = msg.type();
       log(type === 'log' || type === 'info' ? msg.text() : `[${type}] ${msg.text()}`);
@@ -351,8 +367,8 @@ function stackMapper(code: string, base: string): (stack: string) => string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Value encoding shared with the page runner: JSON, plus typed arrays as base64 and non-finite
-// numbers by name (plain JSON would turn a NaN loss into null and PNG bytes into a huge object).
+// The host's half of the value encoding (browser/protocol.ts; the page's half is in
+// browser/page-runner.ts): JSON, plus typed arrays as base64 and non-finite numbers by name.
 
 const TYPED_CTORS: Record<string, new (buf: ArrayBuffer) => ArrayBufferView> = {
   Int8Array,
@@ -372,11 +388,11 @@ const TYPED_CTORS: Record<string, new (buf: ArrayBuffer) => ArrayBufferView> = {
 function hostReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
   // `this[key]` is the value before toJSON (Buffer.toJSON would make {type, data: [...]}).
   const raw = this[key];
-  if (typeof raw === 'number' && !Number.isFinite(raw)) return { __wgflowNum: String(raw) };
-  if (raw instanceof ArrayBuffer) return { __wgflowBytes: Buffer.from(raw).toString('base64'), type: 'ArrayBuffer' };
+  if (typeof raw === 'number' && !Number.isFinite(raw)) return { [NUM_TAG]: String(raw) };
+  if (raw instanceof ArrayBuffer) return { [BYTES_TAG]: Buffer.from(raw).toString('base64'), type: 'ArrayBuffer' };
   if (ArrayBuffer.isView(raw)) {
     const type = raw instanceof DataView ? 'DataView' : raw instanceof Buffer ? 'Uint8Array' : raw.constructor.name;
-    return { __wgflowBytes: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64'), type };
+    return { [BYTES_TAG]: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64'), type };
   }
   return value;
 }
@@ -386,9 +402,9 @@ export function reviveFromPage(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reviveFromPage);
   if (value === null || typeof value !== 'object') return value;
   const obj = value as Record<string, unknown>;
-  if (typeof obj.__wgflowNum === 'string') return Number(obj.__wgflowNum);
-  if (typeof obj.__wgflowBytes === 'string') {
-    const bytes = Buffer.from(obj.__wgflowBytes, 'base64');
+  if (typeof obj[NUM_TAG] === 'string') return Number(obj[NUM_TAG]);
+  if (typeof obj[BYTES_TAG] === 'string') {
+    const bytes = Buffer.from(obj[BYTES_TAG], 'base64');
     const copy = new ArrayBuffer(bytes.length);
     new Uint8Array(copy).set(bytes);
     if (obj.type === 'ArrayBuffer') return copy;
@@ -401,159 +417,9 @@ export function reviveFromPage(value: unknown): unknown {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Page side. Plain JS served as /runner.js (a string, so it works wherever this module is bundled
-// to, without locating a .ts file at run time). It must stay in step with the encoding above and
-// with reportAdapter() in page-context.ts.
+// The page: a module script, browser/page-runner.ts, which imports the entry.
 
 const INDEX_HTML = `<!doctype html>
 <html><head><meta charset="utf-8"><title>wgflow</title><link rel="icon" href="data:,"></head>
 <body><script type="module" src="./runner.js"></script></body></html>
-`;
-
-const PAGE_RUNNER_JS = String.raw`
-const REPORT = ${JSON.stringify(REPORT_PATH)};
-const ENTRY = ${JSON.stringify(`./${ENTRY_FILE}`)};
-const TOKEN_HEADER = ${JSON.stringify(TOKEN_HEADER)};
-// The run's secret, injected by the host before this script ran; taken out of the global scope so
-// the entry's own code (and anything it loads) does not see it lying around.
-const TOKEN = globalThis.__wgflowRunToken;
-delete globalThis.__wgflowRunToken;
-let seq = 0;
-const queue = [];
-let flushing = false;
-let finished = false;
-
-function toB64(bytes) {
-  if (typeof bytes.toBase64 === 'function') return bytes.toBase64();
-  let s = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  return btoa(s);
-}
-function fromB64(s) {
-  if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(s);
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-function replacer(key, value) {
-  const raw = this[key];
-  if (typeof raw === 'number' && !Number.isFinite(raw)) return { __wgflowNum: String(raw) };
-  if (raw instanceof ArrayBuffer) return { __wgflowBytes: toB64(new Uint8Array(raw)), type: 'ArrayBuffer' };
-  if (ArrayBuffer.isView(raw)) {
-    return {
-      __wgflowBytes: toB64(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)),
-      type: raw instanceof DataView ? 'DataView' : raw.constructor.name,
-    };
-  }
-  return value;
-}
-function reviver(key, value) {
-  if (value && typeof value === 'object') {
-    if (typeof value.__wgflowNum === 'string') return Number(value.__wgflowNum);
-    if (typeof value.__wgflowBytes === 'string') {
-      const bytes = fromB64(value.__wgflowBytes);
-      if (value.type === 'ArrayBuffer') return bytes.buffer;
-      const Ctor = globalThis[value.type];
-      return typeof Ctor === 'function' ? new Ctor(bytes.buffer) : bytes;
-    }
-  }
-  return value;
-}
-
-// Encoded at call time: later mutation of a posted object does not change what the host gets,
-// and an unencodable value (BigInt, cycle) throws at the caller of ctx.post.
-function send(kind, data) {
-  queue.push(JSON.stringify({ seq: seq++, kind, data }, replacer));
-  void flush();
-}
-async function flush() {
-  if (flushing) return;
-  flushing = true;
-  try {
-    while (queue.length > 0) {
-      const batch = queue.splice(0, queue.length);
-      let res;
-      try {
-        res = await fetch(REPORT, { method: 'POST', headers: { 'content-type': 'application/json', [TOKEN_HEADER]: TOKEN }, body: '[' + batch.join(',') + ']' });
-      } catch (e) {
-        console.error('wgflow: could not report to the host: ' + (e && e.message));
-        return;
-      }
-      if (!res.ok) {
-        // The host has already failed the run (it rejects only bodies it cannot use); say why here too.
-        const text = await res.text().catch(() => '');
-        console.error('wgflow: host rejected a report (HTTP ' + res.status + '): ' + text.trim());
-        return;
-      }
-    }
-  } finally {
-    flushing = false;
-  }
-}
-function errorData(origin, e) {
-  if (e instanceof Error) return { origin, name: e.name, message: e.message, stack: e.stack };
-  let message;
-  try { message = typeof e === 'string' ? e : JSON.stringify(e); } catch { message = String(e); }
-  return { origin, name: typeof e, message: 'non-Error value thrown: ' + message };
-}
-function sendError(origin, e) {
-  if (finished) return;
-  finished = true;
-  send('error', errorData(origin, e));
-}
-
-addEventListener('error', (ev) => sendError('uncaught error', ev.error ?? ev.message));
-addEventListener('unhandledrejection', (ev) => sendError('unhandled promise rejection', ev.reason));
-
-async function adapterReport() {
-  if (!navigator.gpu) return { error: 'navigator.gpu is missing (not a secure context, or WebGPU disabled)' };
-  const adapter = await Promise.race([
-    navigator.gpu.requestAdapter(),
-    new Promise((r) => setTimeout(() => r('timeout'), 10000)),
-  ]);
-  if (adapter === 'timeout') return { error: 'navigator.gpu.requestAdapter() did not settle within 10 s' };
-  if (!adapter) return { error: 'navigator.gpu.requestAdapter() returned null' };
-  const info = adapter.info || {};
-  const limits = {};
-  for (const k of Object.keys(Object.getPrototypeOf(adapter.limits) || {})) {
-    if (typeof adapter.limits[k] === 'number') limits[k] = adapter.limits[k];
-  }
-  return {
-    vendor: info.vendor ?? '',
-    architecture: info.architecture ?? '',
-    device: info.device ?? '',
-    description: info.description ?? '',
-    isFallbackAdapter: info.isFallbackAdapter ?? adapter.isFallbackAdapter ?? null,
-    subgroupMinSize: info.subgroupMinSize ?? null,
-    subgroupMaxSize: info.subgroupMaxSize ?? null,
-    features: [...adapter.features].sort(),
-    limits,
-  };
-}
-
-async function main() {
-  let adapter;
-  try { adapter = await adapterReport(); } catch (e) { adapter = { error: String((e && e.message) || e) }; }
-  send('adapter', adapter);
-  if (typeof TOKEN !== 'string') throw new Error('no run token: this page reports only when opened by runInBrowser');
-  const argsRes = await fetch('./args.json', { headers: { [TOKEN_HEADER]: TOKEN } });
-  if (!argsRes.ok) throw new Error('could not read the run arguments (HTTP ' + argsRes.status + ')');
-  const args = JSON.parse(await argsRes.text(), reviver);
-  const mod = await import(ENTRY);
-  if (typeof mod.default !== 'function') {
-    throw new Error('the entry module has no default export function (got ' + typeof mod.default + '); write: export default async (args, ctx) => result');
-  }
-  const ctx = Object.freeze({ post(msg) { if (!finished) send('msg', msg); } });
-  const result = await mod.default(args, ctx);
-  if (finished) return;
-  finished = true;
-  try {
-    send('result', result);
-  } catch (e) {
-    finished = false;
-    sendError('entry', new Error('the entry returned a value that cannot be sent to the host: ' + e.message));
-  }
-}
-main().catch((e) => sendError('entry', e));
 `;

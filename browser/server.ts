@@ -26,6 +26,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { REPORT_PATH, TOKEN_HEADER } from './protocol';
 
 /** The report channel of one page run. */
 export interface ReportChannel {
@@ -63,11 +64,8 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-/** The report endpoint's path (the page side posts here). */
-export const REPORT_PATH = '/__report';
-
-/** The header that carries the per-run secret. */
-export const TOKEN_HEADER = 'x-wgflow-token';
+// The report endpoint's path and the header that carries the per-run secret (browser/protocol.ts, shared with the page runner).
+export { REPORT_PATH, TOKEN_HEADER };
 
 /** A fresh per-run secret: 32 random bytes, hex. */
 export function newReportToken(): string {

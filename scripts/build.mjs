@@ -8,8 +8,9 @@
 //                                   entry. Platform neutral (Node and bundlers for the web); npm
 //                                   packages and node: built-ins stay imports.
 //   dist/cli.js                     the command line (bin/wgflow.js runs it in an installed package)
-//   dist/page/entry.js, serve.js    the browser runtime's page bundles, prebuilt (the checkout builds
-//                                   them on demand instead: cli/runner.ts)
+//   dist/page/entry.js, serve.js    the browser runtime's page bundles and the page runner that loads
+//   dist/page/page-runner.js        them (browser/page-runner.ts), prebuilt (the checkout builds them
+//                                   on demand instead: cli/runner.ts, browser/run-in-page.ts)
 //   dist/types/                     declarations (tsc --emitDeclarationOnly -p tsconfig.build.json)
 //
 // Why esbuild for the JavaScript and not tsc: the sources use extensionless relative imports
@@ -60,7 +61,7 @@ async function main() {
   });
   await esbuild.build({
     ...common,
-    entryPoints: { entry: 'page/entry.ts', serve: 'page/serve.ts' },
+    entryPoints: { entry: 'page/entry.ts', serve: 'page/serve.ts', 'page-runner': 'browser/page-runner.ts' },
     outdir: path.join(dist, 'page'),
     platform: 'browser',
     target: 'es2022',

@@ -178,13 +178,14 @@ describe.skipIf(!haveChromium)('running entries in Chromium', () => {
       expect(result.secure).toBe(true);
       expect(logs).toContain('page-echo posted 3 messages');
 
-      // What Chromium reports here (no GPU): Google's SwiftShader, flagged as a fallback adapter.
-      // The runner's own report (the second return value) agrees with the entry's.
+      // What Chromium reports here (no GPU): Google's SwiftShader, a software adapter. The runner's
+      // own report (the second return value) agrees with the entry's: both are the engine's
+      // AdapterReport of the same adapter (one type, engine/backend.ts).
       expect(adapter).toEqual(result.adapter);
       if (!session.gpu) {
-        expect(result.adapter).toMatchObject({ vendor: 'google', architecture: 'swiftshader', isFallbackAdapter: true });
+        expect(result.adapter).toMatchObject({ runtime: 'browser', vendor: 'google', architecture: 'swiftshader', kind: 'software' });
         expect(result.adapter.features).toContain('timestamp-query');
-        expect(result.adapter.subgroupMinSize).toBe(4);
+        expect(result.adapter.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
       } else {
         expect(result.adapter.architecture).not.toBe('swiftshader');
       }
