@@ -18,12 +18,6 @@ export interface TrainTaskArgs {
   resume?: TrainState;
   checkpointEvery: number;
   progressIntervalMs?: number;
-  /**
-   * Test seam (the CLI's hidden WGFLOW_TEST_LOSE_DEVICE_AT): destroy the GPU device right after the
-   * first checkpoint at or past this step is handed over, as a driver reset would, to test that the
-   * run keeps that checkpoint and can be resumed.
-   */
-  loseDeviceAtStep?: number;
 }
 
 export interface SampleTaskArgs {
@@ -142,7 +136,6 @@ export async function runTask(jobs: JobsModule, args: TaskArgs, post: (m: TaskMe
               post({ type: 'checkpoint', state });
               lastStep = Math.max(lastStep, state.step);
               lastLosses = state.losses;
-              if (args.loseDeviceAtStep !== undefined && state.step >= args.loseDeviceAtStep && !backend.lostReason) backend.device.destroy();
             },
             checkpointEvery: args.checkpointEvery,
             signal,

@@ -179,13 +179,10 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   const started = new Date();
   const t0 = performance.now();
   let res: TrainTaskResult | TrainTaskFailure;
-  // Test seam, not a user feature (hidden): destroy the GPU device after the checkpoint at or past
-  // this step, as a driver reset would (tests/device-loss.test.ts).
-  const loseAt = process.env.WGFLOW_TEST_LOSE_DEVICE_AT ? Number(process.env.WGFLOW_TEST_LOSE_DEVICE_AT) : undefined;
   try {
     ({ result: res } = await runTaskIn<TrainTaskResult | TrainTaskFailure>(
       ctx,
-      { command: 'train', runtime, config, resume, checkpointEvery, loseDeviceAtStep: Number.isInteger(loseAt) ? loseAt : undefined },
+      { command: 'train', runtime, config, resume, checkpointEvery },
       {
         onMessage,
         signal: controller.signal,

@@ -1,8 +1,9 @@
 /**
- * Device loss during `wgflow train` (issue 12 item 2), through the real CLI and trainers: the hidden
- * test seam WGFLOW_TEST_LOSE_DEVICE_AT=N destroys the GPU device right after the checkpoint at step
- * N is handed over (as a driver reset or a GPU-process crash would, mid-run: the steps after it are
- * already being submitted). The run must keep that checkpoint, exit 1 without a stack and say how to
+ * Device loss during `wgflow train` (issue 12 item 2), through the real CLI and trainers: the run
+ * that loses its device uses WGFLOW_JOBS=tests/fixtures/lose-device-jobs.ts, the real registry
+ * whose jobs destroy the GPU device right after the checkpoint at step LOSE_AT is handed over (as a
+ * driver reset or a GPU-process crash would, mid-run: the steps after it are already being
+ * submitted); production code has no such seam. The run must keep that checkpoint, exit 1 without a stack and say how to
  * resume; metrics.json records the failure; and `--resume` must give the same final model, bit for
  * bit, as a run that was never interrupted (every random draw is a function of seed and step).
  */
@@ -13,6 +14,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { CHROMIUM_CANDIDATES } from '../browser/chromium';
 import { readCheckpoint } from '../train/checkpoint';
+import { LOSE_AT } from './fixtures/lose-device-jobs';
 
 const ROOT = path.resolve(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'wgflow.js');
@@ -45,7 +47,6 @@ function wgflow(args: string[], env: Record<string, string> = {}): Promise<Run> 
   });
 }
 
-const LOSE_AT = 10;
 const CASES = {
   otcfm: ['--method', 'otcfm', '--batch', '64', '--option', 'evalPoints=64', '--option', 'trajectoryPoints=8', '--option', 'solverSteps=4'],
   realnvp: ['--method', 'realnvp', '--target', 'moons', '--batch', '64', '--option', 'layers=2', '--option', 'hidden=16', '--option', 'testSize=256', '--option', 'grid=8', '--option', 'w2=false'],
@@ -57,7 +58,7 @@ const metricsOf = (out: string) => JSON.parse(readFileSync(path.join(out, 'metri
 async function loseAndResume(method: keyof typeof CASES, runtime: string): Promise<string> {
   const out = path.join(tmp, `${method}-${runtime}-lost`);
   const args = ['train', ...CASES[method], ...common(runtime), '--out', out];
-  const lost = await wgflow(args, { WGFLOW_TEST_LOSE_DEVICE_AT: String(LOSE_AT) });
+  const lost = await wgflow(args, { WGFLOW_JOBS: path.join(ROOT, 'tests', 'fixtures', 'lose-device-jobs.ts') });
   expect(lost.code, lost.stderr).toBe(1);
   expect(lost.stderr).toMatch(new RegExp(`GPU device was lost during training, after step ${LOSE_AT}`));
   expect(lost.stderr).toMatch(new RegExp(`The last checkpoint \\(step ${LOSE_AT}\\) is kept in .*model\\.safetensors; continue with the same command and --resume`));
