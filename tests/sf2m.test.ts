@@ -285,6 +285,18 @@ describe('training, sampling and the CLI', () => {
     await expect(getMethod('otcfm').sample(ck, { n: 5, seed: 0, solver: 'sde' })).rejects.toThrow(/needs a score network, which only sf2m trains/);
   });
 
+  test('the flow network is trained exactly as sbcfm with the same exact pairs: its loss has no score term', async () => {
+    // Adam is per parameter and the score loss does not depend on v, so the flow network of an
+    // sf2m run is sbcfm's vector field with --ot exact (same pairs, draws and initial values).
+    const opts = { sigma: 1, ot: 'exact' };
+    const sf = await getMethod('sf2m').job.run(sf2mConfig({ steps: 8 }, opts));
+    const sb = await getMethod('sbcfm').job.run(sf2mConfig({ method: 'sbcfm', steps: 8 }, opts));
+    expect(Object.keys(sb.state.params).sort()).toEqual(Object.keys(sf.state.params).filter((k) => !k.startsWith('score.')).sort());
+    for (const [k, p] of Object.entries(sb.state.params)) expect(sf.state.params[k]!.data, k).toEqual(p.data);
+    expect(sf.metrics.w2).toBe(sb.metrics.w2);
+    expect(sf.metrics.loss).toBeGreaterThan(sb.metrics.loss);
+  });
+
   test('wgflow train --method sf2m --steps 50 --runtime node, then wgflow sample --solver sde', () => {
     const out = path.join(tmp, 'run');
     const env = { ...process.env };
