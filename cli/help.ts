@@ -57,6 +57,9 @@ model and data
   --option KEY=VALUE   any other trainer option (repeatable; VALUE is parsed as JSON when it can be),
                        e.g. hidden=128,128 (at most ${MAX_HIDDEN_LAYERS} hidden layers; widths up to ${MAX_CFM_WIDTH} for flow
                        matching, ${MAX_FLOW_WIDTH} for flows), layers=N (flows, at most ${MAX_FLOW_LAYERS})
+                       nsf (neural spline flows): variant=coupling|autoregressive (default coupling),
+                       bins=K spline bins (default 8, at most 64), bound=B splines on [−B, B] of the
+                       standardised data, identity outside (default 3)
 
 training
   --steps N            total steps. Default ${DEFAULT_STEPS_SOFTWARE} when WebGPU runs on the CPU (SwiftShader, no GPU

@@ -13,6 +13,8 @@ import { Rng } from '../engine/philox';
 import * as R from '../engine/reference';
 import { Ref } from '../engine/reference';
 import { SPLINE_MINIMA, splineVjp } from '../engine/spline';
+import { resolveArch } from '../flows/build';
+import { checkModelConfig } from '../cli/stored-config';
 import { checkOp, expectClose, gpu, rand, up } from './helpers';
 
 const data = new Rng(4242);
@@ -167,5 +169,41 @@ describe('dispatches and errors', () => {
     expect(() => E.rqspline(x, w, h, d, { bound: -1 })).toThrow(/bound must be a positive finite number, got -1/);
     expect(() => E.rqspline(x, w, h, d, { minWidth: 0.3 })).toThrow(/minWidth must be ≥ 0 and below 1\/bins/);
     for (const t of [x, w, h, d]) t.dispose();
+  });
+});
+
+describe('nsf options: resolved, stored in checkpoints and checked on read', () => {
+  const configOf = (method: string, options: Record<string, unknown>) => ({
+    family: 'flow', method, source: null, target: 'checkerboard', data: null, dim: 2, steps: 10, batch: 16, lr: 1e-3, seed: 0,
+    schedule: 'cosine', testSize: 100, testFraction: 0.1, arch: resolveArch(method, 2, options, 0), standardize: null, options,
+  });
+  const params = { p: { data: new Float32Array(400), shape: [400] } };
+
+  it('defaults: coupling, 8 bins on [−3, 3], 6 layers; options override; other methods refuse them', () => {
+    expect(resolveArch('nsf', 2, {}, 0)).toMatchObject({ method: 'nsf', variant: 'coupling', bins: 8, bound: 3, layers: 6 });
+    expect(resolveArch('nsf', 3, { variant: 'autoregressive', bins: '5', bound: '2.5' }, 0)).toMatchObject({ variant: 'autoregressive', bins: 5, bound: 2.5 });
+    expect(resolveArch('realnvp', 2, {}, 0)).not.toHaveProperty('bins');
+    expect(() => resolveArch('realnvp', 2, { bins: 4 }, 0)).toThrow(/bins: 4 is not accepted; accepted: no value: the option applies to method nsf only/);
+    expect(() => resolveArch('nsf', 2, { variant: 'spline' }, 0)).toThrow(/variant: "spline" is not accepted; accepted: coupling, autoregressive/);
+    expect(() => resolveArch('nsf', 2, { bins: 65 }, 0)).toThrow(/bins: 65 is not accepted; accepted: an integer from 1 to 64/);
+    expect(() => resolveArch('nsf', 2, { bound: 0 }, 0)).toThrow(/bound: 0 is not accepted; accepted: a positive number/);
+    expect(() => resolveArch('nsf', 1, {}, 0)).toThrow(/coupling variant needs data of dimension ≥ 2.*variant=autoregressive/);
+  });
+
+  it('a stored nsf config reads back; bad or missing nsf fields are refused naming arch.<field>', () => {
+    const good = configOf('nsf', { layers: 2, hidden: [8, 8], variant: 'autoregressive', bins: 4 });
+    expect(checkModelConfig('nsf', good, params)).toMatchObject({ method: 'nsf', arch: { variant: 'autoregressive', bins: 4, bound: 3 } });
+    const mutate = (f: (arch: Record<string, unknown>) => void) => {
+      const c = configOf('nsf', { layers: 2, hidden: [8, 8], variant: 'autoregressive', bins: 4 });
+      f(c.arch as unknown as Record<string, unknown>);
+      return () => checkModelConfig('nsf', c, params);
+    };
+    expect(mutate((a) => (a.bins = 0))).toThrow(/field "arch" is not an architecture nsf accepts: flow option bins: 0/);
+    expect(mutate((a) => (a.variant = 'affine'))).toThrow(/variant: "affine" is not accepted/);
+    expect(mutate((a) => (a.bound = -2))).toThrow(/bound: -2 is not accepted/);
+    expect(mutate((a) => delete a.bins)).toThrow(/arch\.bins/);
+    const rnvp = configOf('realnvp', { layers: 2, hidden: [8, 8] });
+    (rnvp.arch as unknown as Record<string, unknown>).bins = 8;
+    expect(() => checkModelConfig('realnvp', rnvp, params)).toThrow(/bins: 8 is not accepted; accepted: no value: the option applies to method nsf only/);
   });
 });
