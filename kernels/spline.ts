@@ -16,7 +16,8 @@
  *   dy/dx = s²·(δ_{k+1}·ξ² + 2s·t + δ_k·(1 − ξ)²) / (s + (δ_k + δ_{k+1} − 2s)·t)²          (eq. 7)
  *
  * The inverse solves the quadratic a·ξ² + b·ξ + c = 0 of the appendix by the root
- * ξ = 2c / (−b − √(b² − 4ac)), which is the numerically stable form (no cancellation: b ≤ 0 ≤ c…).
+ * ξ = 2c / (−b − √(b² − 4ac)) (as nflows): of the two algebraic forms of the root in [0, 1], the one
+ * that does not subtract nearly equal numbers when 4ac is small against b².
  * Points in the tails (|x| > B) pass unchanged with log|det| 0; ±B themselves are inside.
  *
  * Bindings — forward: X, W, H, [Dv], out[2N] (y, then log|dy/dx| per element; for the inverse
