@@ -38,6 +38,11 @@ export interface FusedStepShape {
   workgroup: number;
 }
 
+/** Context columns of the step's network (the layout's; 0 for an unconditional field). */
+export function stepContextCols(s: FusedStepShape): number {
+  return s.layout.context ?? 0;
+}
+
 export function fusedThreads(s: FusedStepShape): number {
   return Math.ceil(s.batch / s.samplesPerThread);
 }
@@ -59,12 +64,16 @@ function netOf(l: MlpLayout): MlpNet {
 }
 
 /**
- * Bindings: uniforms (MatchParams: key, draw), P (parameters), XY (x0 rows then x1 rows),
- * [PAIRS], PART (threads × (params + 1)).
+ * Bindings: uniforms (MatchParams: key, draw), P (parameters), XY (x0 rows then x1 rows, then for
+ * a conditional field the context rows [B, c] of the x1 rows: the context belongs to the target
+ * point; cfm/conditional.ts), [PAIRS], PART (threads × (params + 1)).
  */
 export function forwardBackwardKernel(s: FusedStepShape): KernelSpec {
   const l = s.layout;
   const d = stateDim(l);
+  const B = s.batch;
+  const C = stepContextCols(s);
+  const ctxAt = (s.n0 + B) * d;
   const nl = l.dims.length - 1;
   if (nl < 2) throw new Error('fused step: the MLP needs at least one hidden layer');
   const S = s.samplesPerThread;
@@ -72,7 +81,6 @@ export function forwardBackwardKernel(s: FusedStepShape): KernelSpec {
   const NP = layoutSize(l);
   const row = NP + 1;
   const Sx = range(S);
-  const B = s.batch;
   const net = netOf(l);
   const bindings: Binding[] = [{ name: 'mp', kind: 'uniform', type: 'MatchParams' }, { name: 'P', kind: 'read' }, { name: 'XY', kind: 'read' }];
   if (s.withPairs) bindings.push({ name: 'PAIRS', kind: 'read' });
@@ -93,6 +101,7 @@ export function forwardBackwardKernel(s: FusedStepShape): KernelSpec {
       `    let m = match_xt_ut(x0, x1, t, draw_eps(b));`,
       ...range(d).map((k) => `    a0_${q}[${k}] = m.xt[${k}];\n    ut[${q}][${k}] = m.ut[${k}];`),
       `    a0_${q}[${d}] = t;`,
+      ...range(C).map((k) => `    a0_${q}[${d + 1 + k}] = XY[${u32(ctxAt)} + i1 * ${u32(C)} + ${u32(k)}];`),
       `  }`);
   }
   L.push(...emitForward(net, S, { keep: true }));
@@ -126,5 +135,5 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (tid >= ${u32(T)}) { return; }
 ${L.join('\n')}
 }`;
-  return { name: `cfm_fwdbwd_${s.method}[${B}x${l.dims.join('-')}/S${S}${s.withPairs ? '+pairs' : ''}]`, source: src, bindings: bindings.map((b) => b.kind), workgroups: [Math.ceil(T / s.workgroup), 1, 1] };
+  return { name: `cfm_fwdbwd_${s.method}[${B}x${l.dims.join('-')}${C ? `+c${C}` : ''}/S${S}${s.withPairs ? '+pairs' : ''}]`, source: src, bindings: bindings.map((b) => b.kind), workgroups: [Math.ceil(T / s.workgroup), 1, 1] };
 }

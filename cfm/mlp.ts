@@ -10,7 +10,7 @@
  * differentiable through the tape), the fused WGSL kernels of kernels/ode.ts (whole MLP per thread),
  * and the float64 CPU reference here (tests, divergence checks).
  */
-import { full, mlp, ParamSet, type MlpLayer, type ParamSpec, type Tensor } from '../engine';
+import { concat, full, mlp, ParamSet, type MlpLayer, type ParamSpec, type Tensor } from '../engine';
 import { Rng } from '../engine/philox';
 import { ACT } from '../kernels/activations';
 import { packedLayout, type MlpActivation, type MlpLayout } from '../kernels/ode';
@@ -21,16 +21,18 @@ export interface MlpConfig {
   /** Hidden widths (default [64, 64, 64]). */
   hidden: number[];
   activation: MlpActivation;
+  /** Context columns after t (a label's one-hot or a context vector; cfm/conditional.ts). Default 0. */
+  context?: number;
 }
 
 export const MLP_ACTIVATIONS: readonly MlpActivation[] = ['selu', 'relu', 'tanh', 'sigmoid', 'none'];
 
 export function mlpDims(cfg: MlpConfig): number[] {
-  return [cfg.dim + 1, ...cfg.hidden, cfg.dim];
+  return [cfg.dim + 1 + (cfg.context ?? 0), ...cfg.hidden, cfg.dim];
 }
 
 export function mlpLayout(cfg: MlpConfig): MlpLayout {
-  return packedLayout(mlpDims(cfg), cfg.activation);
+  return packedLayout(mlpDims(cfg), cfg.activation, cfg.context ?? 0);
 }
 
 export function paramCount(cfg: MlpConfig): number {
@@ -97,15 +99,17 @@ export class VectorField {
     return this.layout.wOffsets.map((_, k) => ({ w: p[2 * k]!, b: p[2 * k + 1]! }));
   }
 
-  /** v(input) for input [B, d+1] = [x, t]: the engine's `mlp` (see the header), on the tape. */
-  forward(input: Tensor): Tensor {
-    return mlp(input, this.layers(), { activation: this.cfg.activation });
+  /** v(input) for input [B, d+1] = [x, t] (and the context [B, c] of a conditional field): the engine's `mlp` (see the header), on the tape. */
+  forward(input: Tensor, context?: Tensor): Tensor {
+    return mlp(input, this.layers(), { activation: this.cfg.activation, context });
   }
 
-  /** v(x, t) for x [B, d] at one time t: t enters as a context column (a fill, then the network). */
-  at(x: Tensor, t: number): Tensor {
+  /** v(x, t[, c]) for x [B, d] at one time t: t (then c) enters as context columns (a fill, then the network). */
+  at(x: Tensor, t: number, context?: Tensor): Tensor {
     const tc = full([x.shape[0]!, 1], t);
-    const v = mlp(x, this.layers(), { activation: this.cfg.activation, context: tc });
+    const ctx = context ? concat([tc, context], 1) : tc;
+    const v = mlp(x, this.layers(), { activation: this.cfg.activation, context: ctx });
+    if (ctx !== tc) ctx.dispose();
     tc.dispose();
     return v;
   }
@@ -123,9 +127,9 @@ export function offsetOf(l: MlpLayout, i: number): number {
 
 // ---- float64 reference ----
 
-/** v(x, t) in float64 for one point (x of length d), from the flat parameters. */
-export function mlpForwardF64(l: MlpLayout, flat: ArrayLike<number>, x: ArrayLike<number>, t: number): Float64Array {
-  let h = Float64Array.from([...Array.from(x), t]);
+/** v(x, t[, c]) in float64 for one point (x of length d, c the context row), from the flat parameters. */
+export function mlpForwardF64(l: MlpLayout, flat: ArrayLike<number>, x: ArrayLike<number>, t: number, c: ArrayLike<number> = []): Float64Array {
+  let h = Float64Array.from([...Array.from(x), t, ...Array.from(c)]);
   const nl = l.dims.length - 1;
   for (let k = 0; k < nl; k++) {
     const nIn = l.dims[k]!;

@@ -6,6 +6,10 @@
  * step size for the batch with torchdiffeq's RMS error norm). Trajectories can be recorded at
  * requested times; NFE (batch evaluations of v) is counted. The path energy ∫ E‖v‖² dt (for NPE)
  * is accumulated per sample with the solver's own quadrature weights.
+ *
+ * A conditional field (cfm/conditional.ts) takes its context rows [n, c] (constant along each
+ * trajectory) and a classifier-free guidance scale w (Ho & Salimans 2022): the field integrated is
+ * v(x, t, ∅) + w·(v(x, t, c) − v(x, t, ∅)), ∅ = zeros; w = 1 (default) is v(x, t, c) alone.
  */
 import { abs, add, affine, div, getBackend, keep, maximum, mul, noGrad, scope, sqrt, square, sub, sum, withFusion, type FusionLevel, type Tensor, zeros } from '../engine';
 import { fixedStepKernel, odeUniforms, TABLEAUX, type FixedMethod } from '../kernels/ode';
@@ -39,6 +43,10 @@ export interface SolveOptions {
   atol?: number;
   /** dopri5: give up after this many steps (default 10 000). */
   maxSteps?: number;
+  /** A conditional field's context rows [n, c] (required exactly when the field has context columns). */
+  context?: Tensor;
+  /** Classifier-free guidance scale w (default 1; see the header). */
+  guidance?: number;
 }
 
 export interface SolveResult {
@@ -91,12 +99,29 @@ export async function odeSolve(vf: VectorField, x0: Tensor, opts: SolveOptions =
   const times = opts.times ?? [];
   checkTimes(times, t0, t1);
   if (x0.rank !== 2 || x0.shape[1] !== vf.cfg.dim) throw new Error(`odeSolve: x0 must be [n, ${vf.cfg.dim}], got [${x0.shape.join(', ')}]`);
+  const c = vf.cfg.context ?? 0;
+  if (c > 0 && (!opts.context || opts.context.rank !== 2 || opts.context.shape[0] !== x0.shape[0] || opts.context.shape[1] !== c)) throw new Error(`odeSolve: the conditional field needs context rows [${x0.shape[0]}, ${c}], got ${opts.context ? `[${opts.context.shape.join(', ')}]` : 'none'}`);
+  if (opts.context && opts.context.offset !== 0) throw new Error('odeSolve: context must be its own tensor (not a view at an offset)');
+  if (c === 0 && (opts.context || (opts.guidance ?? 1) !== 1)) throw new Error('odeSolve: an unconditional field takes no context or guidance');
+  if (opts.guidance !== undefined && !Number.isFinite(opts.guidance)) throw new RangeError(`odeSolve: guidance ${opts.guidance} is not a finite number`);
   if (solver === 'dopri5') return dopri5(vf, x0, t0, t1, times, opts);
   const steps = opts.steps ?? 100;
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`odeSolve: steps must be a positive integer, got ${steps}`);
   const level: FusionLevel = opts.fusion ?? ((opts.path ?? 'fused') === 'fused' ? 'step' : 'layer');
   if (level === 'step') return fixedFused(vf, x0, solver, t0, t1, steps, times, opts);
   return withFusion(level, () => fixedOps(vf, x0, solver, t0, t1, steps, times, opts));
+}
+
+/** The (guided) field at (x, t): vf.at, with the context and guidance of `opts` (see the header). */
+export function fieldAt(vf: VectorField, x: Tensor, t: number, opts: Pick<SolveOptions, 'context' | 'guidance'>): Tensor {
+  if (!opts.context) return vf.at(x, t);
+  const w = opts.guidance ?? 1;
+  if (w === 1) return vf.at(x, t, opts.context);
+  return scope(() => {
+    const vc = vf.at(x, t, opts.context);
+    const vn = vf.at(x, t, zeros(opts.context!.shape));
+    return add(vn, mul(sub(vc, vn), w));
+  });
 }
 
 function recordInitial(x: Tensor, times: readonly number[], t0: number, trajectory: Tensor[]): void {
@@ -108,7 +133,7 @@ function fixedFused(vf: VectorField, x0: Tensor, method: FixedMethod, t0: number
   const n = x0.shape[0]!;
   const x = copy(x0);
   const energy = opts.energy ? zeros([n]) : null;
-  const kernel = b.prepare(fixedStepKernel(vf.layout, n, method, { energy: !!opts.energy, samplesPerThread: opts.samplesPerThread }));
+  const kernel = b.prepare(fixedStepKernel(vf.layout, n, method, { energy: !!opts.energy, samplesPerThread: opts.samplesPerThread, guidance: opts.guidance }));
   const per = opts.stepsPerDispatch ?? 10;
   const trajectory: Tensor[] = [];
   recordInitial(x, times, t0, trajectory);
@@ -119,6 +144,7 @@ function fixedFused(vf: VectorField, x0: Tensor, method: FixedMethod, t0: number
       const k = Math.min(per, seg.steps - s);
       const bufs = [vf.params.flat.buffer, x.buffer];
       if (energy) bufs.push(energy.buffer);
+      if (opts.context) bufs.push(opts.context.buffer);
       b.dispatch(kernel, bufs, odeUniforms(seg.from + s * h, h, k, n));
       b.flush();
       nfe += k * TABLEAUX[method].c.length;
@@ -150,7 +176,7 @@ function fixedOps(vf: VectorField, x0: Tensor, method: FixedMethod, t0: number, 
             tab.a[st]!.forEach((a, r) => {
               if (a !== 0) xs = add(xs, mul(ks[r]!, a * h));
             });
-            const k = vf.at(xs, t + tab.c[st]! * h);
+            const k = fieldAt(vf, xs, t + tab.c[st]! * h, opts);
             ks.push(k);
             if (tab.b[st] !== 0) {
               const term = mul(k, tab.b[st]!);
@@ -227,7 +253,7 @@ async function dopri5(vf: VectorField, x0: Tensor, t0: number, t1: number, times
   let nfe = 0;
   const f = (y: Tensor, t: number): Tensor => {
     nfe++;
-    return noGrad(() => vf.at(y, t));
+    return noGrad(() => fieldAt(vf, y, t, opts));
   };
   let k1 = keep(f(x, t0));
   // Initial step (Hairer, Nørsett & Wanner, II.4): h0 = 0.01·‖y0‖/‖f0‖, refined with one Euler probe.

@@ -69,7 +69,9 @@ export class CfmStepper {
   /** Why the step runs below the level asked for (a network too wide for the fused kernels), or null. */
   readonly fallback: string | null;
   readonly d: number;
-  /** The batch buffer: x0 rows [0, B), x1 rows [B, 2B). */
+  /** Context columns of a conditional field (0: unconditional). */
+  readonly c: number;
+  /** The batch buffer: x0 rows [0, B), x1 rows [B, 2B); then a conditional field's context rows [B, c]. */
   readonly xy: Tensor;
   /** Per-step losses and the non-finite guard (engine/loss-ring.ts). */
   readonly ring: LossRing;
@@ -92,8 +94,12 @@ export class CfmStepper {
     this.fusion = this.fallback ? 'layer' : wanted;
     this.mode = stepModeOf(this.fusion);
     this.d = vf.cfg.dim;
+    this.c = vf.cfg.context ?? 0;
     const B = opts.batch;
-    this.xy = keep(zeros([2 * B, this.d]));
+    // Context rows follow the target rows made on the CPU (cfm/conditional.ts pairs within a class
+    // there, Sinkhorn included), so a conditional step never takes GPU pairs.
+    if (this.c > 0 && opts.sinkhorn) throw new Error('CfmStepper: a conditional field is paired on the CPU (cfm/conditional.ts); no GPU Sinkhorn');
+    this.xy = keep(zeros(this.c > 0 ? [2 * B * this.d + B * this.c] : [2 * B, this.d]));
     this.ring = new LossRing();
     this.sinkhorn = opts.sinkhorn ? new GpuSinkhorn(B, B, B, opts.sinkhorn.opts, opts.seed) : null;
     this.beta1 = opts.adam.beta1 ?? 0.9;
@@ -123,7 +129,8 @@ export class CfmStepper {
 
   /**
    * Records step `step` (0-based; it picks the Philox draws, so a resumed run repeats them) on the
-   * batch `xy` (2B × d: x0 rows then x1 rows) and submits it.
+   * batch `xy` (2B × d: x0 rows then x1 rows; then B × c context rows for a conditional field) and
+   * submits it.
    */
   step(xy: Float32Array, step: number): void {
     const b = getBackend();
@@ -174,15 +181,21 @@ export class CfmStepper {
     return { input, target, eps };
   }
 
+  /** The batch's context rows [B, c] (a view of the batch buffer), or undefined when unconditional. */
+  context(): Tensor | undefined {
+    const B = this.opts.batch;
+    return this.c > 0 ? Tensor.view(this.xy, [B, this.c], 2 * B * this.d) : undefined;
+  }
+
   /** The loss mean((v − u_t)²) on the tape and its gradients (caller owns). */
-  lossAndGrads(input: Tensor, target: Tensor): { value: Tensor; grads: Tensor[] } {
+  lossAndGrads(input: Tensor, target: Tensor, context?: Tensor): { value: Tensor; grads: Tensor[] } {
     const level = this.fusion === 'step' ? 'mlp' : this.fusion;
-    return withFusion(level, () => valueAndGrad(() => mean(square(sub(this.vf.forward(input), target))), this.vf.params.params));
+    return withFusion(level, () => valueAndGrad(() => mean(square(sub(this.vf.forward(input, context), target))), this.vf.params.params));
   }
 
   private tapeStep(pairs: Tensor | null, step: number): void {
     const { input, target } = this.matched(pairs, step);
-    const { value, grads } = this.lossAndGrads(input, target);
+    const { value, grads } = this.lossAndGrads(input, target, this.context());
     this.adamT!.step(grads);
     this.ring.record(value, this.vf.params.flat, step);
   }
@@ -230,7 +243,8 @@ export async function fusedGradients(vf: VectorField, opts: StepperOptions, xy: 
   const S = opts.samplesPerThread ?? 8;
   const shape: FusedStepShape = { layout: vf.layout, method: opts.method, sigma: opts.sigma, batch: opts.batch, n0: opts.batch, withPairs: !!pairs, samplesPerThread: S, workgroup: 16 };
   const threads = fusedThreads(shape);
-  const xyT = noGrad(() => zeros([2 * opts.batch, d]));
+  const c = vf.cfg.context ?? 0;
+  const xyT = noGrad(() => zeros(c > 0 ? [2 * opts.batch * d + opts.batch * c] : [2 * opts.batch, d]));
   b.write(xyT.buffer, xy);
   const part = Tensor.empty([threads, np + 1]);
   const bufs = [vf.params.flat.buffer, xyT.buffer];

@@ -19,13 +19,17 @@
  * ('exact' | 'sinkhorn'), reg, normalizeCost, sinkhornMaxIter, sinkhornTol, sinkhornEpsScaling
  * (defaults: cfm/ot.ts SINKHORN_DEFAULTS), pairing ('replacement' | 'permutation'), hidden
  * ("64,64,64"), activation, solver, solverSteps, step ('fused' | 'tape'), weightDecay, evalPoints,
- * trajectoryPoints, trajectoryTimes, nllPoints, nllSteps. Unknown options are an error naming the
- * accepted ones. The shared fields (steps, batch, lr, seed, datasets) are checked by
+ * trajectoryPoints, trajectoryTimes, nllPoints, nllSteps; condition ('none' | 'labels' | 'context',
+ * train/options.ts), labelDropout (classifier-free guidance's p, default 0.1 when conditional) and
+ * guidance (the evaluation's scale w, default 1): cfm/conditional.ts. Unknown options are an error
+ * naming the accepted ones. The shared fields (steps, batch, lr, seed, datasets) are checked by
  * train/options.ts.
  */
-import type { CfmMethod, DataMatrix, FamilyTrainer, TrainConfig, TrainingRun, TrainState } from '../train/contract';
+import type { CfmMethod, Condition, ConditionalMetrics, DataMatrix, FamilyTrainer, TrainConfig, TrainingRun, TrainState } from '../train/contract';
 import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../train/methods';
-import { TRAIN_DEFAULTS } from '../train/options';
+import { conditionCols, resolveCondition, TRAIN_DEFAULTS } from '../train/options';
+import { conditionalBatch, condTargetSampler, labelledSource } from './conditional';
+import { evaluateConditional, sampleConditional } from './conditional-eval';
 import { FUSION_LEVELS, NonFiniteError, tensor, type FusionLevel } from '../engine';
 import { Rng } from '../engine/philox';
 import { getDataset } from '../datasets/toy2d';
@@ -77,9 +81,15 @@ export interface CfmConfig {
   /** NLL points (0: skip) and RK4 steps for the CNF. */
   nllPoints: number;
   nllSteps: number;
+  /** What the field is conditioned on (absent or null: unconditional; cfm/conditional.ts). */
+  condition?: Condition | null;
+  /** Probability of dropping a row's context to ∅ in training (classifier-free guidance). */
+  labelDropout?: number;
+  /** The evaluation's guidance scale w. */
+  guidance?: number;
 }
 
-const KNOWN_OPTIONS = ['sigma', 'ot', 'reg', 'normalizeCost', 'sinkhornMaxIter', 'sinkhornTol', 'sinkhornEpsScaling', 'pairing', 'hidden', 'activation', 'solver', 'solverSteps', 'step', 'fusion', 'weightDecay', 'evalPoints', 'trajectoryPoints', 'trajectoryTimes', 'nllPoints', 'nllSteps'];
+const KNOWN_OPTIONS = ['sigma', 'ot', 'reg', 'normalizeCost', 'sinkhornMaxIter', 'sinkhornTol', 'sinkhornEpsScaling', 'pairing', 'hidden', 'activation', 'solver', 'solverSteps', 'step', 'fusion', 'weightDecay', 'evalPoints', 'trajectoryPoints', 'trajectoryTimes', 'nllPoints', 'nllSteps', 'condition', 'labelDropout', 'guidance'];
 
 function num(opts: Record<string, unknown>, key: string, dflt: number, ok: (x: number) => boolean, what: string): number {
   const v = opts[key];
@@ -145,6 +155,15 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
   const solver = choice<Solver>(o, 'solver', 'rk4', SOLVERS);
   const solverSteps = num(o, 'solverSteps', 100, (x) => isInt(x) && x >= 1, 'a positive integer');
   const gaussianSource = cfg.method === 'fm' || source === 'gaussian';
+  const condition = resolveCondition(cfg);
+  if (!condition && (o.labelDropout !== undefined || o.guidance !== undefined)) throw new RangeError(`option ${o.labelDropout !== undefined ? 'labelDropout' : 'guidance'}: only a conditional model takes it (set condition = "labels" or "context")`);
+  const cond = condition
+    ? {
+        condition,
+        labelDropout: num(o, 'labelDropout', 0.1, (x) => x >= 0 && x < 1, 'a probability in [0, 1)'),
+        guidance: num(o, 'guidance', 1, (x) => Math.abs(x) <= 100, 'a number in [−100, 100]'),
+      }
+    : {};
   return {
     method: cfg.method as CfmMethod,
     source,
@@ -173,8 +192,10 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
     evalPoints: num(o, 'evalPoints', 2048, (x) => isInt(x) && x >= 2, 'an integer ≥ 2'),
     trajectoryPoints: num(o, 'trajectoryPoints', 256, (x) => isInt(x) && x >= 0, 'a non-negative integer'),
     trajectoryTimes: num(o, 'trajectoryTimes', 9, (x) => isInt(x) && x >= 2, 'an integer ≥ 2'),
-    nllPoints: gaussianSource ? num(o, 'nllPoints', 512, (x) => isInt(x) && x >= 0, 'a non-negative integer') : 0,
+    // The CNF likelihood is not computed for conditional models (cfm/conditional-eval.ts).
+    nllPoints: gaussianSource && !condition ? num(o, 'nllPoints', 512, (x) => isInt(x) && x >= 0, 'a non-negative integer') : 0,
     nllSteps: num(o, 'nllSteps', 50, (x) => isInt(x) && x >= 1, 'a positive integer'),
+    ...cond,
   };
 }
 
@@ -244,8 +265,8 @@ export function stepBatch(c: CfmConfig, step: number, src: PointSampler, tgt: Po
 // ---- parameters ----
 
 /** The flat parameter vector (layout order) from named parameters (a checkpoint's state dict). */
-export function paramsToFlat(c: Pick<CfmConfig, 'dim' | 'hidden' | 'activation'>, params: TrainState['params']): Float32Array {
-  const mc: MlpConfig = { dim: c.dim, hidden: c.hidden, activation: c.activation };
+export function paramsToFlat(c: Pick<CfmConfig, 'dim' | 'hidden' | 'activation' | 'condition'>, params: TrainState['params']): Float32Array {
+  const mc: MlpConfig = mlpConfigOf(c);
   const layout = mlpLayout(mc);
   const flat = new Float32Array(paramCount(mc));
   mlpShapes(mc).forEach((s, i) => {
@@ -257,8 +278,14 @@ export function paramsToFlat(c: Pick<CfmConfig, 'dim' | 'hidden' | 'activation'>
   return flat;
 }
 
+/** The network of a configuration (a conditional one takes its context columns after t). */
+export function mlpConfigOf(c: Pick<CfmConfig, 'dim' | 'hidden' | 'activation' | 'condition'>): MlpConfig {
+  const ctx = conditionCols(c.condition ?? null);
+  return ctx > 0 ? { dim: c.dim, hidden: c.hidden, activation: c.activation, context: ctx } : { dim: c.dim, hidden: c.hidden, activation: c.activation };
+}
+
 function modelFrom(c: CfmConfig, params: TrainState['params']): VectorField {
-  return new VectorField({ dim: c.dim, hidden: c.hidden, activation: c.activation }, paramsToFlat(c, params));
+  return new VectorField(mlpConfigOf(c), paramsToFlat(c, params));
 }
 
 /** A CfmConfig from a checkpoint's stored config (what resolveConfig returned). */
@@ -353,7 +380,8 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
   const src = sourceSampler(c);
   const tgt = targetSampler(c, cfg.data);
   if (tgt.dim !== c.dim || (c.source && src.dim !== c.dim)) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
-  const vf = new VectorField({ dim: c.dim, hidden: c.hidden, activation: c.activation }, new Rng(c.seed, STREAM.init));
+  const vf = new VectorField(mlpConfigOf(c), new Rng(c.seed, STREAM.init));
+  const condBatch = c.condition ? conditionalStepBatch(c, cfg, src) : null;
   let stepper: CfmStepper | null = null;
   try {
     stepper = new CfmStepper(vf, {
@@ -363,7 +391,8 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
       seed: c.seed,
       mode: c.stepMode,
       fusion: c.fusion,
-      sinkhorn: c.coupling === 'sinkhorn' ? { opts: { reg: c.reg!, normalize: c.normalizeCost, maxIter: c.sinkhornMaxIter, tol: c.sinkhornTol, epsScaling: c.sinkhornEpsScaling }, pairing: c.pairing } : undefined,
+      // A conditional run pairs within classes on the CPU (cfm/conditional.ts), Sinkhorn included.
+      sinkhorn: c.coupling === 'sinkhorn' && !c.condition ? { opts: { reg: c.reg!, normalize: c.normalizeCost, maxIter: c.sinkhornMaxIter, tol: c.sinkhornTol, epsScaling: c.sinkhornEpsScaling }, pairing: c.pairing } : undefined,
       adam: { lr: c.lr, weightDecay: c.weightDecay },
     });
     if (resume) {
@@ -379,16 +408,16 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
   let at = resume?.step ?? 0;
   return {
     step(step) {
-      st.step(stepBatch(c, step, src, tgt), step);
+      st.step(condBatch ? condBatch(step) : stepBatch(c, step, src, tgt), step);
       at = step + 1;
     },
     readLosses: (from, to) => st.readRing(from, to),
     snapshot: snapshot(vf, st, c, () => at),
     divergenceAdvice: `Try a lower --lr (this run: ${c.lr}), or check the data for very large values`,
     async evaluate() {
-      const ev = await evaluateModel(vf, c, { data: cfg.data });
+      const ev = c.condition ? await evaluateCond(vf, c, { data: cfg.data, labels: cfg.labels, context: cfg.context }) : { ...(await evaluateModel(vf, c, { data: cfg.data })), conditional: null };
       return {
-        metrics: { w2: ev.w2, npe: ev.npe, nll: ev.nll },
+        metrics: { w2: ev.w2, npe: ev.npe, nll: ev.nll, ...(ev.conditional ? { conditional: ev.conditional } : {}) },
         samples: { data: ev.samples, n: ev.samples.length / c.dim, dim: c.dim },
         target: { data: ev.targetSamples, n: ev.targetSamples.length / c.dim, dim: c.dim },
         trajectories: ev.trajectories,
@@ -401,6 +430,40 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
   };
 }
 
+/**
+ * A conditional run's step batch (cfm/conditional.ts): the target with its labels or context rows
+ * from the step's target stream (the same points an unconditional run draws), the source from its
+ * stream (by class when the source set has the target's classes), pairs within classes from the
+ * pairing stream, label dropout from a fourth stream.
+ */
+function conditionalStepBatch(c: CfmConfig, cfg: TrainConfig, src: PointSampler): (step: number) => Float32Array {
+  const cond = c.condition!;
+  const tgt = condTargetSampler(cond, c.target, cfg.data, cfg.labels, cfg.context);
+  const byClass = labelledSource(cond, c.source);
+  return (step) => {
+    const target = tgt.sample(c.batch, new Rng(c.seed, stepStream(step, 1)));
+    const srcRng = new Rng(c.seed, stepStream(step, 0));
+    const x0 = byClass ? null : c.source ? src.sample(c.batch, srcRng) : new Float32Array(c.batch * c.dim);
+    return conditionalBatch({
+      cond, batch: c.batch, dim: c.dim, labelDropout: c.labelDropout ?? 0, x0, byClass, target,
+      coupling: c.coupling, pairing: c.pairing, reg: c.reg, normalizeCost: c.normalizeCost, sinkhornMaxIter: c.sinkhornMaxIter, sinkhornTol: c.sinkhornTol,
+      rngs: { source: srcRng, pairing: new Rng(c.seed, stepStream(step, 2)), dropout: new Rng(c.seed, stepStream(step, 3)) },
+    });
+  };
+}
+
+/** evaluateModel's conditional counterpart (cfm/conditional-eval.ts), on the same streams. */
+async function evaluateCond(vf: VectorField, c: CfmConfig, opts: { data?: DataMatrix; labels?: TrainConfig['labels']; context?: DataMatrix; seed?: number; solver?: Solver; solverSteps?: number; n?: number; guidance?: number; trajectories?: boolean }) {
+  const seed = opts.seed ?? c.seed;
+  const ev = await evaluateConditional({
+    vf, cond: c.condition!, target: c.target, source: c.source, src: sourceSampler(c), data: opts.data, labels: opts.labels, context: opts.context,
+    n: opts.n ?? c.evalPoints, solver: opts.solver ?? c.solver, solverSteps: opts.solverSteps ?? c.solverSteps, guidance: opts.guidance ?? c.guidance ?? 1,
+    streams: { source: new Rng(seed, STREAM.evalSource), target: new Rng(seed, STREAM.evalTarget), trajectories: new Rng(seed, STREAM.trajectories) },
+    trajectoryPoints: opts.trajectories === false ? 0 : c.trajectoryPoints, trajectoryTimes: c.trajectoryTimes,
+  });
+  return { ...ev, nll: null };
+}
+
 /** The flow-matching family for the training driver (train/driver.ts). */
 export const cfmTrainer: FamilyTrainer = {
   family: 'cfm',
@@ -411,12 +474,16 @@ export const cfmTrainer: FamilyTrainer = {
 // ---- sample / eval (the CLI's `sample` and `eval`) ----
 
 /** n samples from a trained model: fresh source points integrated to t = 1 (NFE counted). */
-export async function sampleCfm(config: Record<string, unknown>, params: TrainState['params'], n: number, solver: Solver = 'rk4', steps = 100, seed = 0, trajectoryTimes = 0): Promise<{ samples: Float32Array; nfe: number; trajectories: Float32Array[] }> {
+export async function sampleCfm(config: Record<string, unknown>, params: TrainState['params'], n: number, solver: Solver = 'rk4', steps = 100, seed = 0, trajectoryTimes = 0, cond: { labels?: ArrayLike<number>; context?: Float32Array; guidance?: number } = {}): Promise<{ samples: Float32Array; nfe: number; trajectories: Float32Array[]; labels?: Int32Array | null }> {
   const c = configFrom(config);
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`sample: n must be a positive integer, got ${n}`);
   if (!SOLVERS.includes(solver)) throw new RangeError(`sample: unknown solver "${solver}"; accepted: ${SOLVERS.join(', ')}`);
+  if (!c.condition && (cond.labels || cond.context || cond.guidance !== undefined)) throw new RangeError('sample: labels, context and guidance are for conditional models; this checkpoint is unconditional');
   const vf = modelFrom(c, params);
   try {
+    if (c.condition) {
+      return await sampleConditional({ vf, cond: c.condition, source: c.source, src: sourceSampler(c), n, solver, solverSteps: steps, guidance: cond.guidance ?? 1, rng: new Rng(seed, STREAM.sample), trajectoryTimes, labels: cond.labels, context: cond.context });
+    }
     const x0 = tensor(sourceSampler(c).sample(n, new Rng(seed, STREAM.sample)), [n, c.dim]);
     const times = trajectoryTimes >= 2 ? Array.from({ length: trajectoryTimes }, (_, i) => i / (trajectoryTimes - 1)) : [];
     const sol = await odeSolve(vf, x0, { solver, steps, times });
@@ -435,14 +502,21 @@ export async function sampleCfm(config: Record<string, unknown>, params: TrainSt
 }
 
 /** W2, NPE and NLL of a trained model against `targetName` (default: the training target). */
-export async function evalCfm(config: Record<string, unknown>, params: TrainState['params'], targetName?: string | null, opts: { data?: DataMatrix; n?: number; seed?: number; solver?: Solver; solverSteps?: number; source?: string | null } = {}): Promise<{ w2: number; npe: number; nll: number | null; nfe: number }> {
+export async function evalCfm(config: Record<string, unknown>, params: TrainState['params'], targetName?: string | null, opts: { data?: DataMatrix; n?: number; seed?: number; solver?: Solver; solverSteps?: number; source?: string | null; labels?: TrainConfig['labels']; guidance?: number } = {}): Promise<{ w2: number; npe: number; nll: number | null; nfe: number; conditional?: ConditionalMetrics }> {
   const base = configFrom(config);
   const c: CfmConfig = { ...base, target: opts.data ? null : (targetName ?? base.target), source: opts.source !== undefined && base.method !== 'fm' ? opts.source : base.source };
   if (!opts.data && !c.target) throw new RangeError('eval: the model was trained on user data; pass the data (or a target dataset name)');
   if (c.target) getDataset(c.target);
-  c.nllPoints = c.method === 'fm' || c.source === 'gaussian' ? c.nllPoints || 512 : 0;
+  c.nllPoints = (c.method === 'fm' || c.source === 'gaussian') && !c.condition ? c.nllPoints || 512 : 0;
+  if (c.condition?.kind === 'context') throw new RangeError('eval: a model conditioned on context vectors is evaluated with its training run (the CLI has no context input)');
+  if (c.condition && opts.data && !opts.labels) throw new RangeError('eval: a conditional model needs the labels of the data rows (--label-column N)');
+  if (!c.condition && (opts.labels || opts.guidance !== undefined)) throw new RangeError('eval: labels and guidance are for conditional models; this checkpoint is unconditional');
   const vf = modelFrom(c, params);
   try {
+    if (c.condition) {
+      const ev = await evaluateCond(vf, c, { data: opts.data, labels: opts.labels, n: opts.n, seed: opts.seed, solver: opts.solver, solverSteps: opts.solverSteps, guidance: opts.guidance, trajectories: false });
+      return { w2: ev.w2, npe: ev.npe, nll: null, nfe: ev.nfe, ...(ev.conditional ? { conditional: ev.conditional } : {}) };
+    }
     const ev = await evaluateModel(vf, c, { data: opts.data, n: opts.n, seed: opts.seed, solver: opts.solver, solverSteps: opts.solverSteps, trajectories: false });
     return { w2: ev.w2, npe: ev.npe, nll: ev.nll, nfe: ev.nfe };
   } finally {
@@ -457,14 +531,14 @@ export const sdeRefusal = (method: string) => `solver: "sde" needs a score netwo
 export async function cfmSample(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult> {
   const c = configFrom(ckpt.config);
   if (opts.solver === 'sde') throw new RangeError(sdeRefusal(c.method));
-  const r = await sampleCfm(ckpt.config, ckpt.params, opts.n, opts.solver ?? 'rk4', opts.solverSteps ?? 100, opts.seed, opts.trajectoryTimes ?? 0);
-  return { samples: { data: r.samples, n: opts.n, dim: c.dim }, trajectories: r.trajectories.length ? r.trajectories : undefined, nfe: r.nfe };
+  const r = await sampleCfm(ckpt.config, ckpt.params, opts.n, opts.solver ?? 'rk4', opts.solverSteps ?? 100, opts.seed, opts.trajectoryTimes ?? 0, { labels: opts.labels, context: opts.context, guidance: opts.guidance });
+  return { samples: { data: r.samples, n: opts.n, dim: c.dim }, trajectories: r.trajectories.length ? r.trajectories : undefined, nfe: r.nfe, ...(r.labels ? { labels: r.labels } : {}) };
 }
 
 /** train/methods.ts MethodImpl.evaluate for CFM checkpoints. */
 export async function cfmEvaluate(ckpt: ModelCheckpoint, opts: EvalOptions): Promise<EvalResult> {
   if (opts.solver === 'sde') throw new RangeError(sdeRefusal(configFrom(ckpt.config).method));
-  const r = await evalCfm(ckpt.config, ckpt.params, opts.target, { data: opts.data, n: opts.n, seed: opts.seed, solver: opts.solver, solverSteps: opts.solverSteps, source: opts.source });
-  return { w2: r.w2, npe: r.npe, nll: r.nll, nfe: r.nfe };
+  const r = await evalCfm(ckpt.config, ckpt.params, opts.target, { data: opts.data, n: opts.n, seed: opts.seed, solver: opts.solver, solverSteps: opts.solverSteps, source: opts.source, labels: opts.labels, guidance: opts.guidance });
+  return { w2: r.w2, npe: r.npe, nll: r.nll, nfe: r.nfe, ...(r.conditional ? { conditional: r.conditional } : {}) };
 }
 

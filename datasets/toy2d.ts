@@ -17,12 +17,31 @@ import { Rng } from '../engine/philox';
 
 export type Sampler = (n: number, rng: Rng) => Float32Array;
 
+/** Points with a class label per row (0..classes−1). */
+export interface Labelled {
+  points: Float32Array;
+  labels: Int32Array;
+}
+
+/**
+ * A labelled set's labelling (conditional generation, cfm/conditional.ts): `sample` makes exactly
+ * the draws of the set's unlabelled sampler, so its points are the same for the same stream.
+ */
+export interface Labelling {
+  classes: number;
+  /** What a label means (e.g. "mode index in torchcfm's direction order"). */
+  meaning: string;
+  sample: (n: number, rng: Rng) => Labelled;
+}
+
 export interface DatasetInfo {
   sample: Sampler;
   dim: 2;
   description: string;
   /** Differential entropy in nats where known (SPEC §2): a floor for any model's test NLL. */
   entropy?: number;
+  /** The set's natural classes, where it has them. */
+  labels?: Labelling;
 }
 
 const SQRT1_2 = 1 / Math.sqrt(2);
@@ -48,8 +67,8 @@ export function linspace(start: number, stop: number, num: number, endpoint = tr
   return out;
 }
 
-/** Rows of `src` (m×2, float64) in a random order, the first n of them, as float32. */
-function shuffledRows(src: Float64Array, n: number, rng: Rng): Float32Array {
+/** Rows of `src` (m×2, float64) in a random order, the first n of them, as float32 (and their labels by `labelOf(source row)`). */
+function shuffledRows(src: Float64Array, n: number, rng: Rng, labels?: { out: Int32Array; of: (row: number) => number }): Float32Array {
   const m = src.length / 2;
   const perm = rng.permutation(m);
   const out = new Float32Array(n * 2);
@@ -57,6 +76,7 @@ function shuffledRows(src: Float64Array, n: number, rng: Rng): Float32Array {
     const j = perm[i]!;
     out[2 * i] = src[2 * j]!;
     out[2 * i + 1] = src[2 * j + 1]!;
+    if (labels) labels.out[i] = labels.of(j);
   }
   return out;
 }
@@ -140,11 +160,13 @@ function sCurveXZ(n: number, noise: number, rng: Rng): Float64Array {
   return out;
 }
 
-/** (radius·d_k + std·N(0, I))·post with k uniform over the eight directions (torchcfm eight_normal_sample). */
-function eightModes(n: number, rng: Rng, radius: number, std: number, post = 1): Float32Array {
+/** (radius·d_k + std·N(0, I))·post with k uniform over the eight directions (torchcfm eight_normal_sample); k into `labels`. */
+function eightModes(n: number, rng: Rng, radius: number, std: number, post = 1, labels?: Int32Array): Float32Array {
   const out = new Float32Array(2 * n);
   for (let i = 0; i < n; i++) {
-    const [cx, cy] = EIGHT_DIRS[rng.int(8)]!;
+    const k = rng.int(8);
+    if (labels) labels[i] = k;
+    const [cx, cy] = EIGHT_DIRS[k]!;
     out[2 * i] = (radius * cx + std * rng.normal()) * post;
     out[2 * i + 1] = (radius * cy + std * rng.normal()) * post;
   }
@@ -173,8 +195,11 @@ export const eightGaussians: Sampler = (n, rng) => {
  * U[0, 0.2) value per point added to both coordinates (np.random.rand(n, 1)·noise, broadcast),
  * not Gaussian; arcs are evenly spaced and unshuffled there, so we shuffle the rows.
  */
-export const moons: Sampler = (n, rng) => {
+export const moons: Sampler = (n, rng) => moonsLabelled(n, rng).points;
+
+function moonsLabelled(n: number, rng: Rng): Labelled {
   checkN(n, 'moons');
+  const labels = new Int32Array(n);
   const nOut = Math.floor(n / 2), nIn = n - nOut;
   const pts = new Float64Array(2 * n);
   const aOut = linspace(0, Math.PI, nOut), aIn = linspace(0, Math.PI, nIn);
@@ -188,8 +213,8 @@ export const moons: Sampler = (n, rng) => {
     pts[2 * (nOut + i)] = (1 - Math.cos(aIn[i]!) + u) * 3 - 1;
     pts[2 * (nOut + i) + 1] = (1 - Math.sin(aIn[i]!) - 0.5 + u) * 3 - 1;
   }
-  return shuffledRows(pts, n, rng);
-};
+  return { points: shuffledRows(pts, n, rng, { out: labels, of: (j) => (j < nOut ? 0 : 1) }), labels };
+}
 
 /** FFJORD 8gaussians: (4·d_k + 0.5·N(0, I)) / 1.414 (the literal 1.414, not √2). */
 export const ffjordEightGaussians: Sampler = (n, rng) => {
@@ -213,17 +238,24 @@ export const ffjordMoons: Sampler = (n, rng) => {
  * FFJORD checkerboard: x1 ~ U[−2, 2), x2 = U[0, 1) − 2·B + (floor(x1) mod 2) with B ~ Bernoulli(½),
  * all ·2: uniform on the 8 dark 2×2 squares of [−4, 4)² (Python's mod is non-negative).
  */
-export const checkerboard: Sampler = (n, rng) => {
+export const checkerboard: Sampler = (n, rng) => checkerboardLabelled(n, rng).points;
+
+/** Label of a checkerboard point: 2·column + (0 lower, 1 upper square of that column), column floor(x1) + 2 in 0..3. */
+function checkerboardLabelled(n: number, rng: Rng): Labelled {
   checkN(n, 'checkerboard');
   const out = new Float32Array(2 * n);
+  const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const x1 = rng.uniform() * 4 - 2;
-    const x2 = rng.uniform() - rng.int(2) * 2 + (((Math.floor(x1) % 2) + 2) % 2);
+    const u = rng.uniform();
+    const b = rng.int(2);
+    const x2 = u - b * 2 + (((Math.floor(x1) % 2) + 2) % 2);
     out[2 * i] = x1 * 2;
     out[2 * i + 1] = x2 * 2;
+    labels[i] = 2 * (Math.floor(x1) + 2) + 1 - b; // B = 1 moves the point down two rows
   }
-  return out;
-};
+  return { points: out, labels };
+}
 
 /**
  * FFJORD 2spirals: t = √U·540·2π/360 = 3π√U, arm d = (−t cos t + 0.5·U′, t sin t + 0.5·U″); the
@@ -252,8 +284,11 @@ export const twoSpirals: Sampler = (n, rng) => {
  * with R = [[cos α, −sin α], [sin α, cos α]] applied as a row vector (einsum "ti,tij->tj"), i.e.
  * a rotation by −α: the arms curl clockwise. Rows permuted.
  */
-export const pinwheel: Sampler = (n, rng) => {
+export const pinwheel: Sampler = (n, rng) => pinwheelLabelled(n, rng).points;
+
+function pinwheelLabelled(n: number, rng: Rng): Labelled {
   checkN(n, 'pinwheel');
+  const labels = new Int32Array(n);
   const classes = 5, perClass = Math.ceil(n / classes), rate = 0.25;
   const m = classes * perClass;
   const pts = new Float64Array(2 * m);
@@ -268,8 +303,8 @@ export const pinwheel: Sampler = (n, rng) => {
       pts[2 * i + 1] = 2 * (-f0 * s + f1 * c);
     }
   }
-  return shuffledRows(pts, n, rng);
-};
+  return { points: shuffledRows(pts, n, rng, { out: labels, of: (j) => Math.floor(j / perClass) }), labels };
+}
 
 /** FFJORD circles: make_circles(factor=0.5, noise=0.08)·3 (radii 3 and 1.5, noise std 0.24). */
 export const circles: Sampler = (n, rng) => {
@@ -285,8 +320,11 @@ export const circles: Sampler = (n, rng) => {
  * three outer ones and the remainder on the innermost, angles linspace(0, 2π, endpoint=False),
  * shuffled, then N(0, 0.08²) added after the ·3.
  */
-export const rings: Sampler = (n, rng) => {
+export const rings: Sampler = (n, rng) => ringsLabelled(n, rng).points;
+
+function ringsLabelled(n: number, rng: Rng): Labelled {
   checkN(n, 'rings');
+  const labels = new Int32Array(n);
   const q = Math.floor(n / 4);
   const counts = [q, q, q, n - 3 * q];
   const radii = [1, 0.75, 0.5, 0.25];
@@ -299,10 +337,10 @@ export const rings: Sampler = (n, rng) => {
       pts[2 * row + 1] = Math.sin(a[i]!) * radii[c]! * 3;
     }
   }
-  const out = shuffledRows(pts, n, rng);
+  const out = shuffledRows(pts, n, rng, { out: labels, of: (j) => (j < q ? 0 : j < 2 * q ? 1 : j < 3 * q ? 2 : 3) });
   for (let i = 0; i < 2 * n; i++) out[i] = out[i]! + rng.normal() * 0.08;
-  return out;
-};
+  return { points: out, labels };
+}
 
 /** FFJORD swissroll: make_swiss_roll(noise=1.0), columns (0, 2), /5. */
 export const swissroll: Sampler = (n, rng) => {
@@ -364,23 +402,36 @@ export const paperEightGaussiansR12: Sampler = (n, rng) => {
   return eightModes(n, rng, 4, 0.5, 3);
 };
 
+/** The eight-mode sets' labelling: the mode index k of the direction list above. */
+function eightLabels(name: string, radius: number, std: number, post = 1): Labelling {
+  return {
+    classes: 8,
+    meaning: 'mode index k: direction (1,0), (−1,0), (0,1), (0,−1), then the diagonals (+,+), (+,−), (−,+), (−,−)',
+    sample: (n, rng) => {
+      checkN(n, name);
+      const labels = new Int32Array(n);
+      return { points: eightModes(n, rng, radius, std, post, labels), labels };
+    },
+  };
+}
+
 export const DATASETS: Record<string, DatasetInfo> = {
   gaussian: { sample: gaussian, dim: 2, description: 'standard normal N(0, I)', entropy: 1 + Math.log(2 * Math.PI) },
-  '8gaussians': { sample: eightGaussians, dim: 2, description: 'torchcfm: 8 modes at radius 5, per-coordinate std 0.1^0.25 ≈ 0.562' },
-  moons: { sample: moons, dim: 2, description: 'torchcfm: torchdyn generate_moons(noise=0.2)·3 − 1 (uniform offset shared by both coordinates)' },
-  'ffjord-8gaussians': { sample: ffjordEightGaussians, dim: 2, description: 'FFJORD: 8 modes at radius 4, std 0.5, /1.414', entropy: 2.834 },
+  '8gaussians': { sample: eightGaussians, dim: 2, description: 'torchcfm: 8 modes at radius 5, per-coordinate std 0.1^0.25 ≈ 0.562', labels: eightLabels('8gaussians', 5, Math.pow(0.1, 0.25)) },
+  moons: { sample: moons, dim: 2, description: 'torchcfm: torchdyn generate_moons(noise=0.2)·3 − 1 (uniform offset shared by both coordinates)', labels: { classes: 2, meaning: 'moon: 0 the upper arc, 1 the lower', sample: moonsLabelled } },
+  'ffjord-8gaussians': { sample: ffjordEightGaussians, dim: 2, description: 'FFJORD: 8 modes at radius 4, std 0.5, /1.414', entropy: 2.834, labels: eightLabels('ffjord-8gaussians', 4, 0.5, 1 / 1.414) },
   'ffjord-moons': { sample: ffjordMoons, dim: 2, description: 'FFJORD: make_moons(noise=0.1)·2 + (−1, −0.2)', entropy: 2.388 },
-  checkerboard: { sample: checkerboard, dim: 2, description: 'FFJORD: uniform on 8 dark squares of a 4×4 board on [−4, 4)²', entropy: Math.log(32) },
+  checkerboard: { sample: checkerboard, dim: 2, description: 'FFJORD: uniform on 8 dark squares of a 4×4 board on [−4, 4)²', entropy: Math.log(32), labels: { classes: 8, meaning: 'square: 2·column + (0 lower, 1 upper), columns left to right', sample: checkerboardLabelled } },
   '2spirals': { sample: twoSpirals, dim: 2, description: 'FFJORD: two mirrored spiral arms, noise 0.1' },
-  pinwheel: { sample: pinwheel, dim: 2, description: 'FFJORD: 5 curled arms (radial std 0.3, tangential std 0.1)' },
+  pinwheel: { sample: pinwheel, dim: 2, description: 'FFJORD: 5 curled arms (radial std 0.3, tangential std 0.1)', labels: { classes: 5, meaning: 'arm k (angle 2πk/5)', sample: pinwheelLabelled } },
   circles: { sample: circles, dim: 2, description: 'FFJORD: make_circles(factor=0.5, noise=0.08)·3', entropy: 3.266 },
-  rings: { sample: rings, dim: 2, description: 'FFJORD: 4 rings of radii 3, 2.25, 1.5, 0.75, noise 0.08', entropy: 2.632 },
+  rings: { sample: rings, dim: 2, description: 'FFJORD: 4 rings of radii 3, 2.25, 1.5, 0.75, noise 0.08', entropy: 2.632, labels: { classes: 4, meaning: 'ring: 0 the outermost … 3 the innermost', sample: ringsLabelled } },
   swissroll: { sample: swissroll, dim: 2, description: 'FFJORD: make_swiss_roll(noise=1.0) columns (0, 2) / 5', entropy: 2.669 },
   'paper-moons': { sample: paperMoons, dim: 2, description: 'OT-CFM paper: make_moons(noise=0.05)·2, x −= 1' },
   'paper-scurve': { sample: paperSCurve, dim: 2, description: 'OT-CFM paper: make_s_curve(noise=0.05) columns (0, 2) ·1.5' },
-  'paper-8gaussians': { sample: paperEightGaussians, dim: 2, description: 'OT-CFM paper: 8 modes at radius 5, std 1' },
+  'paper-8gaussians': { sample: paperEightGaussians, dim: 2, description: 'OT-CFM paper: 8 modes at radius 5, std 1', labels: eightLabels('paper-8gaussians', 5, 1) },
   'paper-moons-std7': { sample: paperMoonsStd7, dim: 2, description: 'OT-CFM paper: make_moons(noise=0.1) standardised (scalar mean/std) ·7' },
-  'paper-8gaussians-r12': { sample: paperEightGaussiansR12, dim: 2, description: 'OT-CFM paper: 8 modes (radius 4, std 0.5) ·3' },
+  'paper-8gaussians-r12': { sample: paperEightGaussiansR12, dim: 2, description: 'OT-CFM paper: 8 modes (radius 4, std 0.5) ·3', labels: eightLabels('paper-8gaussians-r12', 4, 0.5, 3) },
 };
 
 /** The dataset registered under `name`; the error lists the accepted names. */
@@ -388,4 +439,9 @@ export function getDataset(name: string): DatasetInfo {
   const d = Object.prototype.hasOwnProperty.call(DATASETS, name) ? DATASETS[name] : undefined;
   if (!d) throw new Error(`unknown dataset "${name}"; accepted: ${Object.keys(DATASETS).join(', ')}`);
   return d;
+}
+
+/** Names of the sets that have labels (conditional generation). */
+export function labelledDatasets(): string[] {
+  return Object.keys(DATASETS).filter((k) => DATASETS[k]!.labels);
 }

@@ -31,8 +31,13 @@ export { activationWgsl };
 
 /** A dense MLP [x, t] → … → d stored as W_k ([dims[k], dims[k+1]], row-major, for x·W) and b_k. */
 export interface MlpLayout {
-  /** Layer widths: dims[0] = d + 1 (state, then t last), dims[last] = d. */
+  /** Layer widths: dims[0] = d + 1 + context (state, then t, then the context columns), dims[last] = d. */
   readonly dims: readonly number[];
+  /**
+   * Context columns after t (0 or absent: an unconditional field). Conditional generation feeds a
+   * label's one-hot or a context vector here, constant along a trajectory (cfm/conditional.ts).
+   */
+  readonly context?: number;
   /** Activation after every layer except the last. */
   readonly activation: MlpActivation;
   /** Element offsets of W_k and b_k in the flat parameter buffer. */
@@ -41,9 +46,14 @@ export interface MlpLayout {
 }
 
 /** The standard layout [W0, b0, W1, b1, …] packed from offset 0 (what cfm/mlp.ts builds). */
-export function packedLayout(dims: readonly number[], activation: MlpActivation): MlpLayout {
+export function packedLayout(dims: readonly number[], activation: MlpActivation, context = 0): MlpLayout {
   const { w: wOffsets, b: bOffsets } = packedOffsets(dims);
-  return { dims: [...dims], activation, wOffsets, bOffsets };
+  return context > 0 ? { dims: [...dims], activation, wOffsets, bOffsets, context } : { dims: [...dims], activation, wOffsets, bOffsets };
+}
+
+/** Context columns of a layout (0 for an unconditional field). */
+export function contextCols(l: MlpLayout): number {
+  return l.context ?? 0;
 }
 
 /** Number of parameters the layout spans (the flat buffer must hold at least this many). */
@@ -54,8 +64,21 @@ export function layoutSize(l: MlpLayout): number {
 
 export function stateDim(l: MlpLayout): number {
   const d = l.dims[l.dims.length - 1]!;
-  if (l.dims[0] !== d + 1) throw new Error(`MLP layout: input width ${l.dims[0]} must be the output width ${d} + 1 (state, then t)`);
+  const c = contextCols(l);
+  if (l.dims[0] !== d + 1 + c) throw new Error(`MLP layout: input width ${l.dims[0]} must be the output width ${d} + 1${c ? ` + ${c} context columns` : ''} (state, then t${c ? ', then the context' : ''})`);
   return d;
+}
+
+/**
+ * Classifier-free guidance (Ho & Salimans 2022) in the sampling kernels: the field integrated is
+ *   ṽ = v(x, t, ∅) + w·(v(x, t, c) − v(x, t, ∅)),
+ * ∅ the null context (all zeros: the dropped label of training). w = 1 is the plain conditional
+ * field (one network evaluation), w = 0 the unconditional one, w > 1 sharpens. w is baked into
+ * the source (a pipeline per scale).
+ */
+export interface ContextOptions {
+  /** Guidance scale w (default 1: v(x, t, c) alone). */
+  guidance?: number;
 }
 
 
@@ -72,20 +95,23 @@ export type JvpMode = 'none' | 'trace' | 'probe';
  */
 export function mlpWgsl(l: MlpLayout, S: number, mode: JvpMode = 'none'): string {
   const d = stateDim(l);
+  const C = contextCols(l);
+  const cArg = C > 0 ? `, c: array<array<f32, ${C}>, ${S}>` : '';
   const T = mode === 'trace' ? d : mode === 'probe' ? 1 : 0; // tangents per sample
   const net: MlpNet = { dims: l.dims, activation: l.activation, w: l.wOffsets.map((off) => ({ buf: 'P', off })), b: l.bOffsets.map((off) => ({ buf: 'P', off })) };
   const vecT = `array<array<f32, ${d}>, ${S}>`;
   const L: string[] = [];
-  if (mode === 'none') L.push(`fn field(x: ${vecT}, t: f32) -> ${vecT} {`);
+  if (mode === 'none') L.push(`fn field(x: ${vecT}, t: f32${cArg}) -> ${vecT} {`);
   else {
     L.push(`struct FieldDiv { v: ${vecT}, div: array<f32, ${S}> }`);
-    L.push(`fn field_div(x: ${vecT}, t: f32${mode === 'probe' ? `, e: ${vecT}` : ''}) -> FieldDiv {`);
+    L.push(`fn field_div(x: ${vecT}, t: f32${cArg}${mode === 'probe' ? `, e: ${vecT}` : ''}) -> FieldDiv {`);
   }
   // Private arrays start zeroed: tangent rows need only their nonzero entries.
   L.push(...declareArrays(net, S, { tangents: T }));
   for (const q of range(S)) {
     for (let k = 0; k < d; k++) L.push(`  a0_${q}[${k}] = x[${q}][${k}];`);
     L.push(`  a0_${q}[${d}] = t;`);
+    for (let k = 0; k < C; k++) L.push(`  a0_${q}[${d + 1 + k}] = c[${q}][${k}];`);
     if (mode === 'trace') for (let m = 0; m < d; m++) L.push(`  ta0_${q}_${m}[${m}] = 1.0;`);
     if (mode === 'probe') for (let k = 0; k < d; k++) L.push(`  ta0_${q}_0[${k}] = e[${q}][${k}];`);
   }
@@ -102,6 +128,27 @@ export function mlpWgsl(l: MlpLayout, S: number, mode: JvpMode = 'none'): string
   }
   L.push(mode === 'none' ? '  return v;' : '  return FieldDiv(v, div);', '}');
   return L.join('\n');
+}
+
+/**
+ * For a conditional layout: WGSL `fn vfield(x, t, c)`, the guided field of ContextOptions (one
+ * network evaluation at w = 1, two otherwise), and the expression calling it on (xs, ts, cx).
+ * For an unconditional layout: `field(xs, ts)` and no helper.
+ */
+function guidedWgsl(l: MlpLayout, S: number, guidance = 1): { fn: string; call: (x: string, t: string) => string } {
+  const d = stateDim(l);
+  const C = contextCols(l);
+  if (C === 0) {
+    if (guidance !== 1) throw new RangeError(`guidance ${guidance}: an unconditional field takes no guidance scale (only 1)`);
+    return { fn: '', call: (x, t) => `field(${x}, ${t})` };
+  }
+  if (!Number.isFinite(guidance)) throw new RangeError(`guidance: ${guidance} is not a finite number`);
+  const vecT = `array<array<f32, ${d}>, ${S}>`;
+  const body = guidance === 1
+    ? '  return field(x, t, c);'
+    : [`  var cnull: array<array<f32, ${C}>, ${S}>;`, '  let vc = field(x, t, c);', '  let vn = field(x, t, cnull);', `  var v: ${vecT};`,
+      ...range(S).flatMap((q) => range(d).map((j) => `  v[${q}][${j}] = fma(${f32(guidance)}, vc[${q}][${j}] - vn[${q}][${j}], vn[${q}][${j}]);`)), '  return v;'].join('\n');
+  return { fn: `fn vfield(x: ${vecT}, t: f32, c: array<array<f32, ${C}>, ${S}>) -> ${vecT} {\n${body}\n}`, call: (x, t) => `vfield(${x}, ${t}, cx)` };
 }
 
 export type FixedMethod = 'euler' | 'midpoint' | 'rk4';
@@ -164,7 +211,7 @@ function storeState(d: number, S: number, buf: string, name: string): string {
     .join('\n');
 }
 
-export interface FixedStepOptions {
+export interface FixedStepOptions extends ContextOptions {
   /** Accumulate E[i] += ∫‖v‖² dt (quadrature with the method's weights b). */
   energy?: boolean;
   samplesPerThread?: number;
@@ -172,8 +219,9 @@ export interface FixedStepOptions {
 
 /**
  * Integrates X (n × d, in place) with `steps` steps of `method` from t0 by dt (uniforms). The stage
- * loop is a run-time loop, so the MLP is emitted once.
- * Bindings: uniforms, P (parameters), X, [E].
+ * loop is a run-time loop, so the MLP is emitted once. A conditional layout reads each sample's
+ * context row from CTX (n × context) once: constant along the trajectory.
+ * Bindings: uniforms, P (parameters), X, [E], [CTX].
  */
 export function fixedStepKernel(l: MlpLayout, n: number, method: FixedMethod, opts: FixedStepOptions = {}): KernelSpec {
   const d = stateDim(l);
@@ -186,6 +234,9 @@ export function fixedStepKernel(l: MlpLayout, n: number, method: FixedMethod, op
     { name: 'X', kind: 'read_write' },
   ];
   if (opts.energy) bindings.push({ name: 'E', kind: 'read_write' });
+  const C = contextCols(l);
+  if (C > 0) bindings.push({ name: 'CTX', kind: 'read' });
+  const g = guidedWgsl(l, S, opts.guidance);
   const stageSel: string[] = [];
   for (let st = 1; st < NS; st++) {
     const upd = range(S).flatMap((s) =>
@@ -195,10 +246,12 @@ export function fixedStepKernel(l: MlpLayout, n: number, method: FixedMethod, op
   }
   const src = `${ODE_STRUCT}
 ${mlpWgsl(l, S)}
+${g.fn}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${samplePrologue(S)}
 ${loadState(d, S, 'X', 'x')}
+${C > 0 ? loadState(C, S, 'CTX', 'cx') : ''}
   let h = up.dt;
   var bw = array<f32, ${NS}>(${tab.b.map(f32).join(', ')});
   var energy = array<f32, ${S}>();
@@ -210,7 +263,7 @@ ${loadState(d, S, 'X', 'x')}
       var xs = x;
       var ts = t;
 ${stageSel.join('\n')}
-      let k = field(xs, ts);
+      let k = ${g.call('xs', 'ts')};
       ks[st] = k;
       let b = bw[st];
 ${range(S).map((s) => `      energy[${s}] = fma(b * abs(h), ${range(d).map((i) => `k[${s}][${i}] * k[${s}][${i}]`).join(' + ')}, energy[${s}]);\n${range(d).map((i) => `      acc[${s}][${i}] = fma(b, k[${s}][${i}], acc[${s}][${i}]);`).join('\n')}`).join('\n')}
@@ -220,7 +273,7 @@ ${range(S).map((s) => range(d).map((i) => `    x[${s}][${i}] = fma(h, acc[${s}][
 ${storeState(d, S, 'X', 'x')}
 ${opts.energy ? range(S).map((s) => `  if (base + ${u32(s)} < up.n) { E[r${s}] = E[r${s}] + energy[${s}]; }`).join('\n') : '  _ = energy;'}
 }`;
-  return kernelSpec(`ode_${method}[${n}x${l.dims.join('-')}${opts.energy ? '+energy' : ''}/S${S}]`, bindings, src, Math.ceil(n / S), layoutSize(l));
+  return kernelSpec(`ode_${method}[${n}x${l.dims.join('-')}${opts.energy ? '+energy' : ''}${C ? `+c${C}/w${opts.guidance ?? 1}` : ''}/S${S}]`, bindings, src, Math.ceil(n / S), layoutSize(l));
 }
 
 export interface CnfOptions {
@@ -232,7 +285,7 @@ export interface CnfOptions {
 /**
  * RK4 on the augmented state [x, ℓ] with dx/dt = v(x, t), dℓ/dt = div v(x, t), `steps` steps from
  * t0 by dt (negative dt integrates backwards). X (n × d) is updated in place, Lacc[i] += ℓ change.
- * Bindings: uniforms, P, X, Lacc, [E (probe, n × d)].
+ * Bindings: uniforms, P, X, Lacc, [E (probe, n × d)], [CTX (conditional layouts, n × context)].
  */
 export function cnfKernel(l: MlpLayout, n: number, opts: CnfOptions): KernelSpec {
   const d = stateDim(l);
@@ -245,6 +298,8 @@ export function cnfKernel(l: MlpLayout, n: number, opts: CnfOptions): KernelSpec
     { name: 'Lacc', kind: 'read_write' },
   ];
   if (opts.divergence === 'probe') bindings.push({ name: 'E', kind: 'read' });
+  const C = contextCols(l);
+  if (C > 0) bindings.push({ name: 'CTX', kind: 'read' });
   const stageSel: string[] = [];
   for (let st = 1; st < 4; st++) {
     const upd = range(S).flatMap((s) =>
@@ -259,6 +314,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${samplePrologue(S)}
 ${loadState(d, S, 'X', 'x')}
 ${opts.divergence === 'probe' ? loadState(d, S, 'E', 'e') : ''}
+${C > 0 ? loadState(C, S, 'CTX', 'cx') : ''}
   let h = up.dt;
   var bw = array<f32, 4>(${tab.b.map(f32).join(', ')});
   var ell = array<f32, ${S}>();
@@ -270,7 +326,7 @@ ${opts.divergence === 'probe' ? loadState(d, S, 'E', 'e') : ''}
       var xs = x;
       var ts = t;
 ${stageSel.join('\n')}
-      let fd = field_div(xs, ts${opts.divergence === 'probe' ? ', e' : ''});
+      let fd = field_div(xs, ts${C > 0 ? ', cx' : ''}${opts.divergence === 'probe' ? ', e' : ''});
       ks[st] = fd.v;
       let b = bw[st] * h;
 ${range(S).map((s) => `      ell[${s}] = fma(b, fd.div[${s}], ell[${s}]);\n${range(d).map((i) => `      acc[${s}][${i}] = fma(bw[st], fd.v[${s}][${i}], acc[${s}][${i}]);`).join('\n')}`).join('\n')}
@@ -285,10 +341,14 @@ ${range(S).map((s) => `  if (base + ${u32(s)} < up.n) { Lacc[r${s}] = Lacc[r${s}
 
 /**
  * One evaluation at time `t` (uniform t0): V = v(X, t) and, unless mode is 'none', Div = div v
- * (exact, or the probe estimate with E). Bindings: uniforms, P, X, V, [Div], [E].
+ * (exact, or the probe estimate with E). A conditional layout reads CTX (n × context); mode 'none'
+ * then evaluates the guided field with `guidance` (ContextOptions). Bindings: uniforms, P, X, V,
+ * [Div], [E], [CTX].
  */
-export function fieldKernel(l: MlpLayout, n: number, mode: JvpMode = 'none', samplesPerThread = 4): KernelSpec {
+export function fieldKernel(l: MlpLayout, n: number, mode: JvpMode = 'none', samplesPerThread = 4, ctxOpts: ContextOptions = {}): KernelSpec {
   const d = stateDim(l);
+  const C = contextCols(l);
+  if (C > 0 && mode !== 'none' && (ctxOpts.guidance ?? 1) !== 1) throw new RangeError('fieldKernel: guidance applies to the field alone (mode none)');
   const S = samplesPerThread;
   const bindings: Binding[] = [
     { name: 'up', kind: 'uniform', type: 'OdeParams' },
@@ -298,16 +358,20 @@ export function fieldKernel(l: MlpLayout, n: number, mode: JvpMode = 'none', sam
   ];
   if (mode !== 'none') bindings.push({ name: 'Div', kind: 'read_write' });
   if (mode === 'probe') bindings.push({ name: 'E', kind: 'read' });
+  if (C > 0) bindings.push({ name: 'CTX', kind: 'read' });
+  const g = mode === 'none' ? guidedWgsl(l, S, ctxOpts.guidance) : { fn: '', call: () => '' };
   const src = `${ODE_STRUCT}
 ${mlpWgsl(l, S, mode)}
+${g.fn}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${samplePrologue(S)}
 ${loadState(d, S, 'X', 'x')}
 ${mode === 'probe' ? loadState(d, S, 'E', 'e') : ''}
-${mode === 'none' ? '  let v = field(x, up.t0);' : `  let fd = field_div(x, up.t0${mode === 'probe' ? ', e' : ''});\n  let v = fd.v;`}
+${C > 0 ? loadState(C, S, 'CTX', 'cx') : ''}
+${mode === 'none' ? `  let v = ${g.call('x', 'up.t0')};` : `  let fd = field_div(x, up.t0${C > 0 ? ', cx' : ''}${mode === 'probe' ? ', e' : ''});\n  let v = fd.v;`}
 ${storeState(d, S, 'V', 'v')}
 ${mode === 'none' ? '' : range(S).map((s) => `  if (base + ${u32(s)} < up.n) { Div[r${s}] = fd.div[${s}]; }`).join('\n')}
 }`;
-  return kernelSpec(`field_${mode}[${n}x${l.dims.join('-')}/S${S}]`, bindings, src, Math.ceil(n / S), layoutSize(l));
+  return kernelSpec(`field_${mode}[${n}x${l.dims.join('-')}${C ? `+c${C}/w${ctxOpts.guidance ?? 1}` : ''}/S${S}]`, bindings, src, Math.ceil(n / S), layoutSize(l));
 }

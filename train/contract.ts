@@ -9,6 +9,7 @@
  * train/; tests/import-graph.test.ts holds them to that. Nothing here touches the GPU or Node, so it
  * bundles for both runtimes.
  */
+import type { LabelSet } from '../datasets/labels';
 
 export type CfmMethod = 'otcfm' | 'icfm' | 'fm' | 'sbcfm' | 'vpcfm' | 'sf2m';
 export type FlowMethod = 'realnvp' | 'nice' | 'glow' | 'planar' | 'radial' | 'maf' | 'nsf';
@@ -27,6 +28,15 @@ export interface DataMatrix {
   dim: number;
 }
 
+/** Class labels of a data matrix's rows (conditional generation; datasets/labels.ts checks them). */
+export type { LabelSet };
+
+/**
+ * What a conditional model is conditioned on (options.condition; train/options.ts resolveCondition):
+ * 'labels' = one-hot of numClasses context columns, 'context' = `cols` given columns per row.
+ */
+export type Condition = { kind: 'labels'; numClasses: number } | { kind: 'context'; cols: number };
+
 export interface TrainConfig {
   method: Method;
   /** CFM source dataset name (SPEC §2); null for flows (the base is N(0, I)) and for `fm`. */
@@ -35,6 +45,10 @@ export interface TrainConfig {
   target: string | null;
   /** User data (--data FILE) used as the target. */
   data?: DataMatrix;
+  /** Labels of `data`'s rows (options.condition 'labels' with user data). */
+  labels?: LabelSet;
+  /** Context vectors of `data`'s rows (n × cols; options.condition 'context'). */
+  context?: DataMatrix;
   steps: number;
   batch: number;
   lr: number;
@@ -87,6 +101,8 @@ export interface TrainOutcome {
     w2: number | null;
     npe: number | null;
     nll: number | null;
+    /** Conditional models with labels: accuracy per label (ConditionalMetrics). */
+    conditional?: ConditionalMetrics;
     /** Mean of the last ≤ 100 per-step losses. */
     loss: number;
     /**
@@ -118,11 +134,22 @@ export interface TrainJob {
 
 /** A model family's evaluation of a trained model (what TrainOutcome carries besides the state). */
 export interface Evaluation {
-  metrics: { w2: number | null; npe: number | null; nll: number | null };
+  metrics: { w2: number | null; npe: number | null; nll: number | null; conditional?: ConditionalMetrics };
   samples: DataMatrix;
   target: DataMatrix;
   trajectories?: Float32Array[];
   density?: TrainOutcome['density'];
+}
+
+/**
+ * A labelled conditional model's evaluation: samples generated for the evaluation target's labels;
+ * accuracy = the fraction whose nearest target point (1-NN among the evaluation target points) has
+ * the label asked for; per label also its W2 against that label's target points.
+ */
+export interface ConditionalMetrics {
+  accuracy: number;
+  guidance: number;
+  perLabel: { label: number; n: number; accuracy: number; w2: number | null }[];
 }
 
 /** What the losses of steps [from, to) read back (engine/loss-ring.ts RingRead). */

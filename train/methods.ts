@@ -4,7 +4,7 @@
  * one MethodImpl per method from the model families. Browser-safe (no Node imports): the page runs
  * these too.
  */
-import type { DataMatrix, Method, TrainConfig, TrainJob, TrainState } from './contract';
+import type { ConditionalMetrics, DataMatrix, LabelSet, Method, TrainConfig, TrainJob, TrainState } from './contract';
 
 /** The model part of a checkpoint: what sampling and evaluation need. */
 export interface ModelCheckpoint {
@@ -26,6 +26,15 @@ export interface SampleOptions {
   solverSteps?: number;
   /** CFM: also return positions at this many evenly spaced times (including t = 0 and 1). */
   trajectoryTimes?: number;
+  /**
+   * Conditional models (options.condition 'labels'): the label of each sample (length n), or the
+   * labels to cycle through (sample i gets labels[i mod length]); default every class in turn.
+   */
+  labels?: ArrayLike<number>;
+  /** Conditional models ('context'): the context rows (n × cols). */
+  context?: Float32Array;
+  /** Conditional CFM: classifier-free guidance scale w (default 1; 0 = unconditional). */
+  guidance?: number;
 }
 
 export interface SampleResult {
@@ -33,6 +42,8 @@ export interface SampleResult {
   trajectories?: Float32Array[];
   /** Number of vector-field evaluations (CFM). */
   nfe?: number | null;
+  /** Conditional models with labels: each sample's label. */
+  labels?: Int32Array;
 }
 
 export interface EvalOptions {
@@ -46,6 +57,10 @@ export interface EvalOptions {
   seed: number;
   solver?: Solver;
   solverSteps?: number;
+  /** Labels of `data`'s rows, for a conditional model (per-label evaluation). */
+  labels?: LabelSet;
+  /** Conditional CFM: classifier-free guidance scale w (default 1). */
+  guidance?: number;
 }
 
 export interface EvalResult {
@@ -53,6 +68,8 @@ export interface EvalResult {
   npe: number | null;
   nll: number | null;
   nfe?: number | null;
+  /** Conditional models with labels: accuracy and W2 per label. */
+  conditional?: ConditionalMetrics;
 }
 
 export interface MethodImpl {

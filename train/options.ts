@@ -7,8 +7,9 @@
  * each family's own (cfm/train.ts resolveConfig, flows/train.ts): they reject unknown keys, naming
  * the accepted ones. Browser-safe.
  */
-import { DATASETS } from '../datasets/toy2d';
-import { CFM_METHODS, FLOW_METHODS, familyOf, type DataMatrix, type Method, type TrainConfig } from './contract';
+import { DATASETS, labelledDatasets } from '../datasets/toy2d';
+import { checkLabels, type LabelSet } from '../datasets/labels';
+import { CFM_METHODS, FLOW_METHODS, familyOf, type Condition, type DataMatrix, type Method, type TrainConfig } from './contract';
 
 export const ALL_METHODS: readonly Method[] = [...CFM_METHODS, ...FLOW_METHODS];
 
@@ -41,6 +42,10 @@ export interface TrainSpec {
   /** Target dataset name (default moons for flow matching, ffjord-moons for flows), or `data`. */
   target?: string | null;
   data?: DataMatrix;
+  /** Labels of `data`'s rows, for options.condition = 'labels' (built-in labelled targets bring their own). */
+  labels?: LabelSet;
+  /** Context vectors of `data`'s rows (n × cols), for options.condition = 'context'. */
+  context?: DataMatrix;
   steps: number;
   batch?: number;
   lr?: number;
@@ -66,7 +71,7 @@ function checkDatasetName(field: string, name: unknown): void {
 /** A TrainConfig from a spec: defaults filled in, every shared field checked (RangeError naming it). */
 export function trainConfig(spec: TrainSpec): TrainConfig {
   if (!spec || typeof spec !== 'object') throw new TypeError('train: expected a configuration object ({ method, target, steps, ... })');
-  const known = ['method', 'source', 'target', 'data', 'steps', 'batch', 'lr', 'seed', 'options'];
+  const known = ['method', 'source', 'target', 'data', 'labels', 'context', 'steps', 'batch', 'lr', 'seed', 'options'];
   for (const k of Object.keys(spec)) if (!known.includes(k)) throw new RangeError(`unknown training field "${k}"; accepted: ${known.join(', ')} (method-specific ones go in options)`);
   const method = spec.method ?? TRAIN_DEFAULTS.method;
   if (!ALL_METHODS.includes(method)) throw bad('method', method, ALL_METHODS.join(', '));
@@ -82,6 +87,8 @@ export function trainConfig(spec: TrainSpec): TrainConfig {
     options: { ...(spec.options ?? {}) },
   };
   if (spec.data) cfg.data = spec.data;
+  if (spec.labels) cfg.labels = spec.labels;
+  if (spec.context) cfg.context = spec.context;
   checkCommonConfig(cfg);
   return cfg;
 }
@@ -109,8 +116,50 @@ export function checkCommonConfig(cfg: TrainConfig): void {
       throw new RangeError(`data: expected { data: Float32Array, n, dim } with n × dim values and n, dim ≥ 1; got ${m.data?.length} values for n = ${show(m.n)}, dim = ${show(m.dim)}`);
     }
   }
+  resolveCondition(cfg);
   if (usesSource(cfg.method)) checkDatasetName('source', cfg.source);
   else if (cfg.source !== null && cfg.source !== undefined && !(cfg.method === 'fm' && cfg.source === 'gaussian')) {
     throw new RangeError(`source: ${cfg.method} starts from N(0, I) and takes no source; got ${show(cfg.source)}`);
   }
+}
+
+/** The values of the conditioning option (options.condition) every method accepts; 'none' is the default. */
+export const CONDITIONS = ['none', 'labels', 'context'] as const;
+
+/**
+ * The one conditioning option of every method (issue 13 item 3), `options.condition`:
+ *  - 'none' (default): an unconditional model, exactly as before;
+ *  - 'labels': the model takes a label's one-hot (K context columns). Labels come from the user
+ *    data's `labels` (the CLI's --label-column) or, with a built-in target, from its labelling
+ *    (datasets/toy2d.ts: the eight-mode sets' mode index, moons' moon, checkerboard's square,
+ *    pinwheel's arm, rings' ring);
+ *  - 'context': the model takes the user data's `context` rows (n × cols) as given.
+ * Returns null for 'none', else what the model is conditioned on; throws naming the bad value.
+ */
+export function resolveCondition(cfg: Pick<TrainConfig, 'options' | 'data' | 'target' | 'labels' | 'context'>): Condition | null {
+  const v = cfg.options?.condition ?? 'none';
+  if (typeof v !== 'string' || !(CONDITIONS as readonly string[]).includes(v)) throw bad('option condition', v, CONDITIONS.join(', '));
+  if (v !== 'labels' && cfg.labels) throw new RangeError(`labels were given but option condition is ${show(v)}; set condition = "labels" to train on them`);
+  if (v !== 'context' && cfg.context) throw new RangeError(`context rows were given but option condition is ${show(v)}; set condition = "context" to train on them`);
+  if (v === 'none') return null;
+  if (v === 'labels') {
+    if (cfg.data) {
+      if (!cfg.labels) throw new RangeError('option condition = "labels" with data needs the labels of its rows (the CLI: --label-column N)');
+      checkLabels(cfg.labels, cfg.data.n, 'labels');
+      return { kind: 'labels', numClasses: cfg.labels.numClasses };
+    }
+    const ds = typeof cfg.target === 'string' && Object.hasOwn(DATASETS, cfg.target) ? DATASETS[cfg.target]! : null;
+    if (!ds?.labels) throw new RangeError(`option condition = "labels": target ${show(cfg.target)} has no labels; labelled sets: ${labelledDatasets().join(', ')} (or data with labels)`);
+    return { kind: 'labels', numClasses: ds.labels.classes };
+  }
+  if (!cfg.data || !cfg.context) throw new RangeError('option condition = "context" needs data and the context rows of its rows (context: { data, n, dim })');
+  const c = cfg.context;
+  if (!(c.data instanceof Float32Array) || !Number.isInteger(c.dim) || c.dim < 1 || c.n !== cfg.data.n || c.data.length !== c.n * c.dim) throw new RangeError(`context: expected ${cfg.data.n} rows (one per data row) of ≥ 1 columns as a Float32Array; got ${c.data?.length} values for n = ${show(c.n)}, dim = ${show(c.dim)}`);
+  for (let i = 0; i < c.data.length; i++) if (!Number.isFinite(c.data[i]!)) throw new RangeError(`context: row ${Math.floor(i / c.dim) + 1}, column ${(i % c.dim) + 1} holds ${c.data[i]}; accepted: finite values`);
+  return { kind: 'context', cols: c.dim };
+}
+
+/** Context columns of a condition (K for labels). */
+export function conditionCols(c: Condition | null): number {
+  return !c ? 0 : c.kind === 'labels' ? c.numClasses : c.cols;
 }
