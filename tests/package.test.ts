@@ -6,6 +6,9 @@
  *    'wgflow/engine' (one engine shared by both entries);
  *  - tsc type-checks a TypeScript file that imports both entries, including a call the types must
  *    refuse (an unused @ts-expect-error is an error, so `any` types would fail the check);
+ *  - examples/browser, copied into the project and bundled by esbuild from its node_modules/wgflow
+ *    (the command in its index.html), trains OT-CFM in headless Chromium (puppeteer-core): progress
+ *    through every step, finite losses, a finite W2 of its samples, dots on the canvas;
  *  - the installed bin trains in Node with esbuild removed from the project: the command line runs
  *    the built code, not a bundler.
  *
@@ -13,10 +16,12 @@
  * checkout's node_modules (npm keeps what is there), so nothing is downloaded, in CI too.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { launchChromium } from '../browser/chromium';
+import { startStaticServer } from '../browser/server';
 
 const ROOT = path.resolve(__dirname, '..');
 const DEPS = ['esbuild', 'puppeteer-core', 'webgpu'];
@@ -96,6 +101,59 @@ export async function go(signal: AbortSignal): Promise<number> {
     expect(r.stdout + r.stderr).toBe('');
     expect(r.code).toBe(0);
   }, 120_000);
+
+  test('a page bundled from the installed package trains OT-CFM in Chromium', async () => {
+    // examples/browser as a user copies it, bundled by the command its index.html gives (checked), from this
+    // project's node_modules/wgflow (the built package: its exports, dist/index.js), not the checkout.
+    const web = path.join(project, 'web');
+    mkdirSync(web);
+    for (const f of ['index.html', 'main.ts']) copyFileSync(path.join(ROOT, 'examples', 'browser', f), path.join(web, f));
+    expect(readFileSync(path.join(web, 'index.html'), 'utf8')).toContain('npx esbuild main.ts --bundle --format=esm --external:node:* --outfile=main.js');
+    // The checkout's esbuild binary (a user's own `npm i -D esbuild`); it resolves 'wgflow' from web/ upwards.
+    const esb = run(path.join(ROOT, 'node_modules', '.bin', 'esbuild'), ['main.ts', '--bundle', '--format=esm', '--external:node:*', '--outfile=main.js', '--log-level=error'], web);
+    expect(esb.stderr).toBe('');
+    expect(esb.code).toBe(0);
+    const js = readFileSync(path.join(web, 'main.js'), 'utf8');
+    expect(js).not.toContain(ROOT); // nothing of the checkout was bundled
+    const server = await startStaticServer({ 'index.html': readFileSync(path.join(web, 'index.html')), 'main.js': js });
+    const chromium = await launchChromium();
+    try {
+      const page = await chromium.browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      // Every text the progress line shows, in order (it is rewritten as training goes).
+      await page.evaluateOnNewDocument(() => {
+        const seen: string[] = ((globalThis as unknown as { __progress: string[] }).__progress = []);
+        addEventListener('DOMContentLoaded', () => {
+          const p = document.getElementById('progress')!;
+          new MutationObserver(() => seen.push(p.textContent ?? '')).observe(p, { childList: true, characterData: true, subtree: true });
+        });
+      });
+      await page.goto(`${server.url}index.html?steps=4`);
+      await page.waitForFunction(() => ['done', 'failed'].includes(document.body.dataset.state ?? ''), { timeout: 180_000, polling: 250 });
+      const seen = await page.evaluate(() => (globalThis as unknown as { __progress: string[] }).__progress);
+      expect(errors).toEqual([]);
+      const last = seen.at(-1) ?? '';
+      expect(last).toMatch(/^done: 4 steps, W2 \d+\.\d{3}, \d+\.\d ms\/step$/);
+      // Progress moved through the steps with finite losses before the end.
+      const steps = seen.map((t) => /^step (\d+) \/ 4, loss (\S+)$/.exec(t)).filter((m) => m).map((m) => [Number(m![1]), Number(m![2])] as const);
+      expect(steps.length).toBeGreaterThan(0);
+      expect(steps.at(-1)![0]).toBe(4);
+      expect(steps.every(([, loss]) => Number.isFinite(loss))).toBe(true);
+      // W2 of the final samples is a number only if every sample was finite; and they were drawn.
+      expect(Number.isFinite(Number(/W2 (\S+),/.exec(last)![1]))).toBe(true);
+      const drawn = await page.$eval('#samples', (c) => {
+        const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 400, 400).data;
+        let k = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i]! < 100 && d[i + 2]! > 150) k++;
+        return k;
+      });
+      expect(drawn).toBeGreaterThan(500);
+    } finally {
+      await chromium.close();
+      await server.close();
+    }
+  }, 300_000);
 
   test('the installed bin trains without esbuild', () => {
     rmSync(path.join(project, 'node_modules', 'esbuild'), { force: true });
