@@ -304,7 +304,7 @@ describe('usage and input errors exit 2, naming the flag or value', () => {
     [['train', '--lr', 'fast'], /--lr: expected a positive number, got "fast"/],
     [['train', '--seed', '1.5'], /--seed: expected a non-negative integer, got "1.5"/],
     [['train', '--runtime', 'gpu'], /--runtime: expected one of browser, node; got "gpu"/],
-    [['train', '--method', 'ddpm'], /--method: expected one of otcfm, icfm, fm, sbcfm, vpcfm, sf2m, realnvp, nice, glow, planar, radial, maf; got "ddpm"/],
+    [['train', '--method', 'ddpm'], /--method: expected one of otcfm, icfm, fm, sbcfm, vpcfm, sf2m, realnvp, nice, glow, planar, radial, maf, nsf; got "ddpm"/],
     [['train', '--target', 'moonz'], /--target: unknown dataset "moonz" \(did you mean "moons"\?\); accepted: gaussian, 8gaussians, moons,/],
     [['train', '--source', 'nope'], /--source: unknown dataset "nope"/],
     [['train', '--frobnicate'], /unknown flag --frobnicate for wgflow train; accepted: --method,/],
