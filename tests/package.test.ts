@@ -155,12 +155,16 @@ export async function go(signal: AbortSignal): Promise<number> {
     }
   }, 300_000);
 
-  test('the installed bin trains without esbuild', () => {
-    rmSync(path.join(project, 'node_modules', 'esbuild'), { force: true });
-    const out = path.join(project, 'run');
-    const r = run(path.join(project, 'node_modules', '.bin', 'wgflow'), ['train', '--runtime', 'node', '--method', 'icfm', '--steps', '3', '--batch', '16', '--option', 'hidden=8', '--option', 'evalPoints=32', '--option', 'trajectoryPoints=4', '--option', 'solverSteps=2', '--option', 'nllPoints=0', '--out', out, '--json'], project);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toMatchObject({ type: 'result', method: 'icfm', steps: 3 });
-  }, 180_000);
+  // Both runtimes: the browser one serves the prebuilt page bundles, dist/page/entry.js and the page
+  // runner dist/page/page-runner.js (browser/run-in-page.ts finds it next to dist/cli.js).
+  test('the installed bin trains without esbuild, in Node and in Chromium', () => {
+    rmSync(path.join(project, 'node_modules', 'esbuild'), { recursive: true, force: true });
+    for (const runtime of ['node', 'browser']) {
+      const out = path.join(project, `run-${runtime}`);
+      const r = run(path.join(project, 'node_modules', '.bin', 'wgflow'), ['train', '--runtime', runtime, '--method', 'icfm', '--steps', '3', '--batch', '16', '--option', 'hidden=8', '--option', 'evalPoints=32', '--option', 'trajectoryPoints=4', '--option', 'solverSteps=2', '--option', 'nllPoints=0', '--out', out, '--json'], project);
+      expect(r.stderr.split('\n').filter((l) => l && !/^(browser|page): /.test(l)), runtime).toEqual([]);
+      expect(r.code, `${runtime}: ${r.stderr}`).toBe(0);
+      expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toMatchObject({ type: 'result', method: 'icfm', steps: 3 });
+    }
+  }, 300_000);
 });
