@@ -55,7 +55,7 @@ Load it in Python:
 
 The activation (SELU by default, torchcfm's default too) is in the file's metadata.
 
-A normalizing-flow checkpoint (${FLOW_METHODS.join(', ')}) is written in wgflow's flow layout:
+A normalizing-flow checkpoint (realnvp, nice, glow, planar, radial, maf) is written in wgflow's flow layout:
 layers.{i}.… per layer in the normalizing direction (conditioners as net.{2l}.weight [out, in] and
 .bias, masks and permutations as tensors), the layer kinds in the metadata; docs/torch-flows.md
 gives each tensor's meaning and a torch log_prob for it. This builds the flow on Node's WebGPU.

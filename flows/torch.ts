@@ -33,6 +33,9 @@ import { flowFromCheckpoint, readRunConfig } from './train';
 /** What a state dict written by flowToTorch says about itself (metadata `format`). */
 export const FLOW_TORCH_FORMAT = 'wgflow.flow/1';
 
+/** The flow methods whose layers all have a torch layout here (docs/torch-flows.md). */
+export const TORCH_FLOW_METHODS: readonly string[] = ['realnvp', 'nice', 'glow', 'planar', 'radial', 'maf'];
+
 export interface NamedTensor {
   data: Float32Array;
   shape: number[];
@@ -90,6 +93,7 @@ function own(i: number, params: HostParams, suffix: string): NamedTensor {
  */
 export async function flowToTorch(config: Record<string, unknown>, params: HostParams): Promise<FlowStateDict> {
   const c = readRunConfig(config);
+  if (!TORCH_FLOW_METHODS.includes(c.arch.method)) throw new Error(`a ${c.arch.method} flow has no torch layout yet; exported flows: ${TORCH_FLOW_METHODS.join(', ')}`);
   const flow = flowFromCheckpoint(config, params);
   const D = flow.dim;
   const tensors: Record<string, NamedTensor> = {};

@@ -108,6 +108,13 @@ describe('flow checkpoints in the torch layout', () => {
     }, 60_000);
   }
 
+  test('a flow family without a layout is refused by name, not written half-way', async () => {
+    const { config, params } = await model('realnvp', { layers: 2, hidden: [4] }, 2);
+    const c = readRunConfig(config);
+    const other = { ...config, method: 'nsf', arch: { ...c.arch, method: 'nsf' } };
+    await expect(flowToTorch(other, params)).rejects.toThrow(/a nsf flow has no torch layout yet; exported flows: realnvp, nice, glow, planar, radial, maf/);
+  });
+
   test('the comparison can fail: a flipped coupling mask or a missing permutation changes the density', async () => {
     const { config, params } = await model('realnvp', { layers: 3, hidden: [7] }, 3);
     const { tensors, metadata } = await exported(config, params);
