@@ -148,7 +148,16 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
 }
 
 /** [SF]2M for the training driver (train/registry.ts). */
-export const sf2mTrainer: FamilyTrainer = { family: 'cfm', resolveConfig: cfmTrainer.resolveConfig, prepare };
+export const sf2mTrainer: FamilyTrainer = {
+  family: 'cfm',
+  resolveConfig(cfg) {
+    const c = cfmTrainer.resolveConfig(cfg);
+    // Conditional generation (cfm/conditional.ts) feeds context columns to the vector field only.
+    if (c.condition) throw new RangeError('option condition: sf2m trains unconditional models (its score network takes no context); accepted: none');
+    return c;
+  },
+  prepare,
+};
 
 /** train/methods.ts MethodImpl.sample for sf2m: 'sde' by Euler–Maruyama, an ODE solver by the flow network. */
 export async function sf2mSample(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult> {

@@ -260,6 +260,7 @@ describe('training, sampling and the CLI', () => {
     const s = resolveConfig(sf2mConfig({}, { ot: 'sinkhorn', sigma: 0.5 }));
     expect([s.coupling, s.reg]).toEqual(['sinkhorn', 0.5]);
     expect(() => resolveConfig(sf2mConfig({}, { sigma: 0 }))).toThrow(/option sigma: 0 is not a positive number/);
+    expect(() => getMethod('sf2m').resolveConfig!(sf2mConfig({ source: 'gaussian' }, { condition: 'labels' }))).toThrow(/option condition: sf2m trains unconditional models/);
   });
 
   test('trains both networks (2 dispatches a step), resumes bit for bit, samples by the SDE and the ODE', async () => {
