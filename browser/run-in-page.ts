@@ -3,7 +3,9 @@
  *
  * The entry is a module whose default export is `async (args, ctx) => result` (see
  * browser/page-context.ts). We bundle it, serve it from 127.0.0.1 (WebGPU needs a secure origin;
- * about:blank has no navigator.gpu), open it in Chromium, and collect what the page reports.
+ * about:blank has no navigator.gpu), open it in Chromium, and collect what the page reports. The
+ * page's own script is browser/page-runner.ts (bundled like any page entry); what both sides agree
+ * on is browser/protocol.ts.
  *
  * Transport: the page POSTs to `/__report` on our static server, not through puppeteer's
  * exposeFunction/evaluate. Reasons: a long training run must not be bounded by the DevTools
