@@ -33,6 +33,7 @@ import { evaluateConditional, sampleConditional } from './conditional-eval';
 import { FUSION_LEVELS, NonFiniteError, tensor, type FusionLevel } from '../engine';
 import { Rng } from '../engine/philox';
 import { getDataset } from '../datasets/toy2d';
+import { isImageDataset } from '../datasets/image-names';
 import { logLikelihood } from './likelihood';
 import { getMatcher, MATCHERS } from './matchers';
 import { meanOf, normalizedPathEnergy, w2 } from './metrics';
@@ -135,8 +136,10 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
   if (cfg.target) getDataset(cfg.target);
   const source = matcher.usesSource ? cfg.source ?? TRAIN_DEFAULTS.source : null;
   if (!matcher.usesSource && cfg.source && cfg.source !== 'gaussian') throw new RangeError(`source: fm starts from N(0, I); got "${cfg.source}"`);
-  if (source) getDataset(source);
-  if (source && dim !== 2 && source !== 'gaussian') throw new RangeError(`source "${source}" is 2-D but the data has dimension ${dim}; use gaussian`);
+  // An image source (translation, issue 14) is drawn from cfg.sourceData, which the caller loads.
+  const imageSource = source !== null && isImageDataset(source);
+  if (source && !imageSource) getDataset(source);
+  if (source && !imageSource && dim !== 2 && source !== 'gaussian') throw new RangeError(`source "${source}" is 2-D but the data has dimension ${dim}; use gaussian`);
   // Flow matching's own bound (the shared ones are train/options.ts's): the loss is a batch mean
   // over paired rows, and an OT plan of one point is no coupling.
   if (cfg.batch < 2) throw new RangeError(`batch: ${cfg.batch} is not accepted by flow matching; accepted: 2 or more`);
@@ -214,8 +217,12 @@ function gaussianSampler(dim: number): PointSampler {
   return { dim, sample: (n, rng) => Float32Array.from({ length: n * dim }, () => rng.normal()) };
 }
 
-export function sourceSampler(c: Pick<CfmConfig, 'source' | 'dim'>): PointSampler {
+export function sourceSampler(c: Pick<CfmConfig, 'source' | 'dim'>, data?: DataMatrix): PointSampler {
   if (!c.source || c.source === 'gaussian') return gaussianSampler(c.dim);
+  if (isImageDataset(c.source)) {
+    if (!data) throw new RangeError(`source "${c.source}" is an image dataset: its rows must be given (sourceData; datasets/images.ts imageData)`);
+    return targetSampler({ target: null, dim: c.dim }, data);
+  }
   const ds = getDataset(c.source);
   return { dim: 2, sample: (n, rng) => ds.sample(n, rng) };
 }
@@ -310,11 +317,11 @@ export interface EvalOutput {
 }
 
 /** The evaluation of SPEC §3 with fresh samples from the eval streams of `seed`. */
-export async function evaluateModel(vf: VectorField, c: CfmConfig, opts: { data?: DataMatrix; seed?: number; solver?: Solver; solverSteps?: number; n?: number; trajectories?: boolean; nll?: boolean } = {}): Promise<EvalOutput> {
+export async function evaluateModel(vf: VectorField, c: CfmConfig, opts: { data?: DataMatrix; sourceData?: DataMatrix; seed?: number; solver?: Solver; solverSteps?: number; n?: number; trajectories?: boolean; nll?: boolean } = {}): Promise<EvalOutput> {
   const seed = opts.seed ?? c.seed;
   const d = c.dim;
   const n = opts.n ?? c.evalPoints;
-  const src = sourceSampler(c);
+  const src = sourceSampler(c, opts.sourceData);
   const tgt = targetSampler(c, opts.data);
   const x0 = src.sample(n, new Rng(seed, STREAM.evalSource));
   const xt = tgt.sample(n, new Rng(seed, STREAM.evalTarget));
@@ -377,7 +384,7 @@ function snapshot(vf: VectorField, stepper: CfmStepper, c: CfmConfig, step: () =
 async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resume?: TrainState): Promise<TrainingRun> {
   const c = resolved as unknown as CfmConfig;
   if (c.method === 'sf2m') throw new Error('sf2m trains a flow and a score network: its trainer is cfm/sf2m-train.ts sf2mTrainer (train/registry.ts trainerOf)');
-  const src = sourceSampler(c);
+  const src = sourceSampler(c, cfg.sourceData);
   const tgt = targetSampler(c, cfg.data);
   if (tgt.dim !== c.dim || (c.source && src.dim !== c.dim)) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
   const vf = new VectorField(mlpConfigOf(c), new Rng(c.seed, STREAM.init));
@@ -415,7 +422,7 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
     snapshot: snapshot(vf, st, c, () => at),
     divergenceAdvice: `Try a lower --lr (this run: ${c.lr}), or check the data for very large values`,
     async evaluate() {
-      const ev = c.condition ? await evaluateCond(vf, c, { data: cfg.data, labels: cfg.labels, context: cfg.context }) : { ...(await evaluateModel(vf, c, { data: cfg.data })), conditional: null };
+      const ev = c.condition ? await evaluateCond(vf, c, { data: cfg.data, labels: cfg.labels, context: cfg.context }) : { ...(await evaluateModel(vf, c, { data: cfg.data, sourceData: cfg.sourceData })), conditional: null };
       return {
         metrics: { w2: ev.w2, npe: ev.npe, nll: ev.nll, ...(ev.conditional ? { conditional: ev.conditional } : {}) },
         samples: { data: ev.samples, n: ev.samples.length / c.dim, dim: c.dim },

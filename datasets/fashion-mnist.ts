@@ -6,11 +6,12 @@
  * Gaussian source centred at 0 covers it symmetrically). Node only (reads files).
  */
 import { readIdxFile, type IdxArray } from './idx';
+import { FASHION_MNIST_CLASSES } from './image-names';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
-/** Class names by label 0–9. */
-export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'] as const;
+/** Class names by label 0–9 (one list, in datasets/image-names.ts, browser-safe). */
+export { FASHION_MNIST_CLASSES };
 
 export const IMAGE_SIDE = 28;
 export const IMAGE_DIM = IMAGE_SIDE * IMAGE_SIDE;

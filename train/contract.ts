@@ -49,6 +49,11 @@ export interface TrainConfig {
   labels?: LabelSet;
   /** Context vectors of `data`'s rows (n × cols; options.condition 'context'). */
   context?: DataMatrix;
+  /**
+   * Rows the source is drawn from, when the source is an image dataset (unpaired translation,
+   * issue 14: `source` names it, e.g. "fashion-mnist:7"; datasets/images.ts loads it).
+   */
+  sourceData?: DataMatrix;
   steps: number;
   batch: number;
   lr: number;

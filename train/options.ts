@@ -46,6 +46,8 @@ export interface TrainSpec {
   labels?: LabelSet;
   /** Context vectors of `data`'s rows (n × cols), for options.condition = 'context'. */
   context?: DataMatrix;
+  /** Rows of an image source (translation; `source` names it): datasets/images.ts imageData(name).data. */
+  sourceData?: DataMatrix;
   steps: number;
   batch?: number;
   lr?: number;
@@ -71,7 +73,7 @@ function checkDatasetName(field: string, name: unknown): void {
 /** A TrainConfig from a spec: defaults filled in, every shared field checked (RangeError naming it). */
 export function trainConfig(spec: TrainSpec): TrainConfig {
   if (!spec || typeof spec !== 'object') throw new TypeError('train: expected a configuration object ({ method, target, steps, ... })');
-  const known = ['method', 'source', 'target', 'data', 'labels', 'context', 'steps', 'batch', 'lr', 'seed', 'options'];
+  const known = ['method', 'source', 'target', 'data', 'labels', 'context', 'sourceData', 'steps', 'batch', 'lr', 'seed', 'options'];
   for (const k of Object.keys(spec)) if (!known.includes(k)) throw new RangeError(`unknown training field "${k}"; accepted: ${known.join(', ')} (method-specific ones go in options)`);
   const method = spec.method ?? TRAIN_DEFAULTS.method;
   if (!ALL_METHODS.includes(method)) throw bad('method', method, ALL_METHODS.join(', '));
@@ -89,6 +91,7 @@ export function trainConfig(spec: TrainSpec): TrainConfig {
   if (spec.data) cfg.data = spec.data;
   if (spec.labels) cfg.labels = spec.labels;
   if (spec.context) cfg.context = spec.context;
+  if (spec.sourceData) cfg.sourceData = spec.sourceData;
   checkCommonConfig(cfg);
   return cfg;
 }
@@ -117,7 +120,13 @@ export function checkCommonConfig(cfg: TrainConfig): void {
     }
   }
   resolveCondition(cfg);
-  if (usesSource(cfg.method)) checkDatasetName('source', cfg.source);
+  if (cfg.sourceData) {
+    const m = cfg.sourceData;
+    if (!usesSource(cfg.method)) throw new RangeError(`sourceData: ${cfg.method} takes no source`);
+    if (!(m.data instanceof Float32Array) || !int(m.n) || !int(m.dim) || m.n < 1 || m.data.length !== m.n * m.dim || m.dim !== (cfg.data?.dim ?? 2)) {
+      throw new RangeError(`sourceData: expected { data: Float32Array, n, dim } with n ≥ 1 rows of the target's dimension ${cfg.data?.dim ?? 2}; got ${m.data?.length} values for n = ${show(m.n)}, dim = ${show(m.dim)}`);
+    }
+  } else if (usesSource(cfg.method)) checkDatasetName('source', cfg.source);
   else if (cfg.source !== null && cfg.source !== undefined && !(cfg.method === 'fm' && cfg.source === 'gaussian')) {
     throw new RangeError(`source: ${cfg.method} starts from N(0, I) and takes no source; got ${show(cfg.source)}`);
   }
