@@ -55,10 +55,11 @@ Load it in Python:
 
 The activation (SELU by default, torchcfm's default too) is in the file's metadata.
 
-A normalizing-flow checkpoint (realnvp, nice, glow, planar, radial, maf) is written in wgflow's flow layout:
-layers.{i}.… per layer in the normalizing direction (conditioners as net.{2l}.weight [out, in] and
-.bias, masks and permutations as tensors), the layer kinds in the metadata; docs/torch-flows.md
-gives each tensor's meaning and a torch log_prob for it. This builds the flow on Node's WebGPU.
+A normalizing-flow checkpoint (realnvp, nice, glow, planar, radial, maf) is written in wgflow's
+flow layout: layers.{i}.… per layer in the normalizing direction (conditioners as net.{2l}.weight
+[out, in] and .bias, masks and permutations as tensors), the layer kinds in the metadata;
+docs/torch-flows.md (in the wgflow repository) gives each tensor's meaning and a torch log_prob
+for it. This builds the flow on Node's WebGPU.
 `;
 
 export const IMPORT_HELP = `usage: wgflow import --torch FILE.safetensors --out CHECKPOINT.safetensors
