@@ -9,13 +9,14 @@ import { adapterSummary } from '../engine/runtime';
 import { writeFileAtomic } from '../io/atomic';
 import { UsageError, parseFlags, type FlagSpec } from './args';
 import { readCheckpoint, type DecodedCheckpoint } from '../train/checkpoint';
-import { BROWSER_FLAGS, checkDataset, loadData } from './config';
+import { BROWSER_FLAGS, checkDataset, loadData, loadLabelledData } from './config';
+import { parseLabelList } from '../datasets/labels';
 import { ALL_METHODS, MAX_POINTS, MAX_SOLVER_STEPS } from './flags';
 import { checkOutFile } from './paths';
 import { checkTrainConfig, firstNonFinite, type StoredTrainConfig } from './stored-config';
 import { quote } from '../io/quote';
 import { BENCH_HELP, EVAL_HELP, INFO_HELP, SAMPLE_HELP } from './help';
-import type { Method } from '../train/contract';
+import type { Condition, ConditionalMetrics, Method } from '../train/contract';
 import { SOLVERS, familyOf, type ModelCheckpoint, type Solver } from '../train/methods';
 import { fmtNum } from './report';
 import { loadJobs, resolveChromium, runTaskIn } from './runner';
@@ -31,6 +32,9 @@ export const SAMPLE_FLAGS: FlagSpec[] = [
   { name: 'solver-steps', kind: { type: 'int', min: 1, max: MAX_SOLVER_STEPS } },
   { name: 'seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 } },
   { name: 'out', kind: { type: 'string', meta: 'a .npy or .csv file name' } },
+  // Conditional models: the labels to sample (one, a list cycled through, or all) and the guidance scale.
+  { name: 'label', kind: { type: 'string', meta: 'a label, a comma-separated list of labels, or all' } },
+  { name: 'guidance', kind: { type: 'number' } },
   RUNTIME_NODE_FIRST,
   ...BROWSER_FLAGS,
   { name: 'json', kind: { type: 'bool' } },
@@ -44,6 +48,8 @@ export const EVAL_FLAGS: FlagSpec[] = [
   { name: 'seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 } },
   { name: 'solver', kind: { type: 'enum', values: SOLVERS } },
   { name: 'solver-steps', kind: { type: 'int', min: 1, max: MAX_SOLVER_STEPS } },
+  { name: 'label-column', kind: { type: 'int', min: 1 } },
+  { name: 'guidance', kind: { type: 'number' } },
   RUNTIME_NODE_FIRST,
   ...BROWSER_FLAGS,
   { name: 'json', kind: { type: 'bool' } },
@@ -100,6 +106,34 @@ function solverFlags(v: Record<string, unknown>, given: Set<string>, method: Met
   }
   if (v.solver === 'sde' && method !== 'sf2m') throw new UsageError(`--solver sde: the SDE needs a score network, which only sf2m trains (the checkpoint is ${method}); use rk4, euler, midpoint or dopri5`);
   return { solver: (v.solver as Solver | undefined) ?? 'rk4', solverSteps: (v['solver-steps'] as number | undefined) ?? 100 };
+}
+
+/**
+ * The conditioning flags of sample / eval against the checkpoint's condition (cfm/conditional.ts):
+ * --label (sample) and --guidance only for conditional models; guidance for flow-matching ones.
+ */
+function conditionFlags(v: Record<string, unknown>, given: Set<string>, method: Method, config: Record<string, unknown>): { cond: Condition | null; labels?: number[]; guidance?: number } {
+  const cond = (config.condition as Condition | null | undefined) ?? null;
+  const flags = ['label', 'guidance', 'label-column'].filter((f) => given.has(f));
+  if (!cond && flags.length) throw new UsageError(`--${flags[0]}: the checkpoint is an unconditional model (trained without --condition)`);
+  if (!cond) return { cond };
+  if (given.has('guidance') && familyOf(method) === 'flow') throw new UsageError(`--guidance: classifier-free guidance is for flow-matching models; ${method} samples its conditional density directly`);
+  const g = v.guidance as number | undefined;
+  if (g !== undefined && !(Math.abs(g) <= 100)) throw new UsageError(`--guidance: ${g} is not accepted; accepted: a number from -100 to 100 (1 = the conditional field, 0 = unconditional)`);
+  if (cond.kind === 'context' && given.has('label')) throw new UsageError('--label: the model is conditioned on context vectors, not labels');
+  const labels = typeof v.label === 'string' && cond.kind === 'labels' ? (() => {
+    try {
+      return parseLabelList(v.label as string, cond.numClasses);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  })() : undefined;
+  return { cond, ...(labels ? { labels } : {}), ...(g !== undefined ? { guidance: g } : {}) };
+}
+
+/** Per-label lines of a conditional evaluation. */
+function conditionalLines(c: ConditionalMetrics): string {
+  return `  accuracy ${fmtNum(c.accuracy)} (1-NN label of each sample = the label asked for; guidance ${c.guidance})\n${c.perLabel.map((q) => `    label ${String(q.label).padEnd(4)} n ${String(q.n).padEnd(6)} accuracy ${fmtNum(q.accuracy)}  W2 ${fmtNum(q.w2)}`).join('\n')}\n`;
 }
 
 async function availableOr(method: Method, ctx: CliContext, command: string): Promise<boolean> {
@@ -190,19 +224,23 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
   checkOutFile('--out', out);
   const n = (v.n as number | undefined) ?? 10000;
   const seed = (v.seed as number | undefined) ?? 0;
-  const run = await runCheckpointTask<SampleTaskResult>(v, ctx, { command: 'sample', method, checkpoint: model, options: { n, seed, ...solver } });
+  const cf = conditionFlags(v, p.given, method, model.config);
+  if (cf.cond?.kind === 'context') throw new UsageError('sample: the model is conditioned on context vectors; sample it through the library (sample with context rows)');
+  const condOpts = { ...(cf.labels ? { labels: cf.labels } : {}), ...(cf.guidance !== undefined ? { guidance: cf.guidance } : {}) };
+  const run = await runCheckpointTask<SampleTaskResult>(v, ctx, { command: 'sample', method, checkpoint: model, options: { n, seed, ...solver, ...condOpts } });
   if (!run) return 1;
   const { result, runtime, json, adapter } = run;
-  const s = result.samples;
+  // A conditional model's samples carry their label as one more, last column (read back with --label-column).
+  const s = result.labels ? withLabelColumn(result.samples, result.labels) : result.samples;
   writeFileAtomic(out, ext === '.npy' ? encodeNpy(s.data, [s.n, s.dim]) : encodeCsv(s.data, s.n, s.dim));
   const shown = displayPath(ctx.cwd, out);
   const seconds = (performance.now() - run.startedAt) / 1000;
   if (json) {
     ctx.stdout.write(
-      `${JSON.stringify({ type: 'sample', method, checkpoint: ckptPath, step: ck.state.step, n: s.n, dim: s.dim, solver: solver.solver ?? null, solver_steps: solver.solverSteps ?? null, nfe: result.nfe, seed, runtime, adapter: adapter ? adapterSummary(adapter) : null, out: shown, seconds: +seconds.toFixed(3) })}\n`,
+      `${JSON.stringify({ type: 'sample', method, checkpoint: ckptPath, step: ck.state.step, n: s.n, dim: s.dim, ...(result.labels ? { label_column: s.dim, guidance: cf.guidance ?? 1 } : {}), solver: solver.solver ?? null, solver_steps: solver.solverSteps ?? null, nfe: result.nfe, seed, runtime, adapter: adapter ? adapterSummary(adapter) : null, out: shown, seconds: +seconds.toFixed(3) })}\n`,
     );
   } else {
-    ctx.stdout.write(`wrote ${s.n} × ${s.dim} samples to ${shown} (${method}, step ${ck.state.step}${solver.solver ? `, ${solver.solver} ${solver.solverSteps} steps` : ''}, ${seconds.toFixed(1)} s)\n`);
+    ctx.stdout.write(`wrote ${s.n} × ${s.dim} samples to ${shown} (${method}, step ${ck.state.step}${solver.solver ? `, ${solver.solver} ${solver.solverSteps} steps` : ''}${result.labels ? `; column ${s.dim} is each sample's label, guidance ${cf.guidance ?? 1}` : ''}, ${seconds.toFixed(1)} s)\n`);
   }
   return 0;
 }
@@ -218,7 +256,14 @@ export async function evalCommand(argv: string[], ctx: CliContext): Promise<numb
   const solver = solverFlags(v, p.given, method);
   if (p.given.has('data') && p.given.has('target')) throw new UsageError('--data and --target: give one of them');
   const dataFile = v.data as string | undefined;
-  const data = dataFile ? loadData(dataFile) : undefined;
+  const cf = conditionFlags(v, p.given, method, model.config);
+  if (cf.cond?.kind === 'context') throw new UsageError('eval: the model is conditioned on context vectors; evaluate it through the library');
+  if (p.given.has('label-column') && !dataFile) throw new UsageError('--label-column: needs --data FILE');
+  if (cf.cond && dataFile && !p.given.has('label-column')) throw new UsageError('--data: the model is conditional; give --label-column N, the column (from 1) of each row\'s label');
+  const labelled = dataFile && p.given.has('label-column') ? loadLabelledData(dataFile, v['label-column'] as number) : null;
+  if (labelled && cf.cond?.kind === 'labels' && labelled.labels.numClasses > cf.cond.numClasses) throw new UsageError(`--label-column: ${dataFile} has labels up to ${labelled.labels.numClasses - 1}; the model knows labels 0..${cf.cond.numClasses - 1}`);
+  if (labelled && cf.cond?.kind === 'labels') labelled.labels.numClasses = cf.cond.numClasses;
+  const data = labelled ? labelled.data : dataFile ? loadData(dataFile) : undefined;
   const target = dataFile ? null : typeof v.target === 'string' ? checkDataset('target', v.target) : ((model.config.target as string | null | undefined) ?? null);
   if (!dataFile && target === null) {
     const trainedOn = trainConfig?.data_file;
@@ -233,7 +278,7 @@ export async function evalCommand(argv: string[], ctx: CliContext): Promise<numb
   const n = (v.n as number | undefined) ?? 2048;
   const seed = (v.seed as number | undefined) ?? 0;
   const source = (model.config.source as string | null | undefined) ?? null;
-  const run = await runCheckpointTask<EvalTaskResult>(v, ctx, { command: 'eval', method, checkpoint: model, options: { target, data, n, seed, source, ...solver } });
+  const run = await runCheckpointTask<EvalTaskResult>(v, ctx, { command: 'eval', method, checkpoint: model, options: { target, data, n, seed, source, ...solver, ...(labelled ? { labels: labelled.labels } : {}), ...(cf.guidance !== undefined ? { guidance: cf.guidance } : {}) } });
   if (!run) return 1;
   const { result, runtime, json, adapter } = run;
   const seconds = (performance.now() - run.startedAt) / 1000;
@@ -250,6 +295,7 @@ export async function evalCommand(argv: string[], ctx: CliContext): Promise<numb
     npe: result.npe ?? null,
     nll: result.nll ?? null,
     nfe: result.nfe ?? null,
+    ...(result.conditional ? { conditional: result.conditional } : {}),
     runtime,
     adapter: adapter ? adapterSummary(adapter) : null,
     seconds: +seconds.toFixed(3),
@@ -258,7 +304,8 @@ export async function evalCommand(argv: string[], ctx: CliContext): Promise<numb
   else {
     ctx.stdout.write(
       `${method} at step ${ck.state.step}, target ${out.target}, ${n} points (${seconds.toFixed(1)} s)\n` +
-        `  W2   ${fmtNum(out.w2)}\n  NPE  ${fmtNum(out.npe)}\n  NLL  ${fmtNum(out.nll)}${out.nll !== null ? ' nats' : ''}\n`,
+        `  W2   ${fmtNum(out.w2)}\n  NPE  ${fmtNum(out.npe)}\n  NLL  ${fmtNum(out.nll)}${out.nll !== null ? ' nats' : ''}\n` +
+        (result.conditional ? conditionalLines(result.conditional) : ''),
     );
   }
   return 0;
@@ -348,4 +395,15 @@ export async function benchCommand(argv: string[], ctx: CliContext): Promise<num
     process.off('SIGINT', ignore);
     process.off('SIGTERM', forward);
   }
+}
+
+/** Samples with their labels appended as the last column. */
+function withLabelColumn(s: { data: Float32Array; n: number; dim: number }, labels: Int32Array): { data: Float32Array; n: number; dim: number } {
+  const dim = s.dim + 1;
+  const data = new Float32Array(s.n * dim);
+  for (let i = 0; i < s.n; i++) {
+    data.set(s.data.subarray(i * s.dim, (i + 1) * s.dim), i * dim);
+    data[i * dim + s.dim] = labels[i]!;
+  }
+  return { data, n: s.n, dim };
 }

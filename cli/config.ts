@@ -5,8 +5,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadDataFile } from '../datasets/files';
+import { splitLabelColumn } from '../datasets/labels';
 import { UsageError, type FlagSpec, type Parsed } from './args';
-import type { DataMatrix, Method, TrainConfig } from '../train/contract';
+import type { DataMatrix, LabelSet, Method, TrainConfig } from '../train/contract';
 import { familyOf } from '../train/methods';
 import { TRAIN_DEFAULTS, usesSource } from '../train/options';
 
@@ -35,10 +36,23 @@ export interface ResolvedModel {
   stored: StoredTrainConfig;
 }
 
-/** Flags that are trainer options under their own name (the rest come as --option KEY=VALUE). */
-export const OPTION_FLAGS = ['sigma', 'ot', 'fusion'] as const;
+/**
+ * A data file with its label column (1-based) split off: the data and its rows' labels
+ * (datasets/labels.ts; a bad label is a UsageError naming the row and the value).
+ */
+export function loadLabelledData(file: string, column: number, flag = 'data'): { data: DataMatrix; labels: LabelSet } {
+  const m = loadData(file, flag);
+  try {
+    return splitLabelColumn(m, column, `--label-column ${column} of ${file}`);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
 
-/** Options from --sigma, --ot, --fusion and --option KEY=VALUE. */
+/** Flags that are trainer options under their own name (the rest come as --option KEY=VALUE). */
+export const OPTION_FLAGS = ['sigma', 'ot', 'fusion', 'condition'] as const;
+
+/** Options from --sigma, --ot, --fusion, --condition and --option KEY=VALUE. */
 export function optionsFrom(values: Record<string, unknown>): Record<string, unknown> {
   const options: Record<string, unknown> = {};
   for (const k of OPTION_FLAGS) if (values[k] !== undefined) options[k] = values[k];
@@ -74,24 +88,32 @@ export function resolveModel(p: Parsed, steps: number): ResolvedModel {
   const target = dataFile ? null : checkDataset('target', (v.target as string | undefined) ?? TRAIN_DEFAULTS.target[family]);
   const options = optionsFrom(v);
   checkOptionBounds(options);
-  const data = dataFile ? loadData(dataFile) : undefined;
+  const labelColumn = (v['label-column'] as number | undefined) ?? null;
+  if (labelColumn !== null && !dataFile) throw new UsageError('--label-column: needs --data FILE (built-in targets bring their own labels: --condition labels)');
+  if (labelColumn !== null && options.condition !== 'labels') throw new UsageError('--label-column: set --condition labels to train a conditional model on the labels');
+  if (options.condition === 'labels' && dataFile && labelColumn === null) throw new UsageError('--condition labels with --data: give --label-column N, the column (from 1) that holds each row\'s class label');
+  if (options.condition === 'context') throw new UsageError('--condition context: context vectors are given through the library (train({ data, context })); the command line takes labels (--condition labels)');
+  const labelled = dataFile && labelColumn !== null ? loadLabelledData(dataFile, labelColumn) : null;
+  const data = labelled ? labelled.data : dataFile ? loadData(dataFile) : undefined;
   const stored: StoredTrainConfig = {
     method,
     source,
     target,
     data_file: dataFile,
+    ...(labelColumn !== null ? { label_column: labelColumn } : {}),
     steps,
     batch: (v.batch as number | undefined) ?? TRAIN_DEFAULTS.batch,
     lr: (v.lr as number | undefined) ?? TRAIN_DEFAULTS.lr,
     seed: (v.seed as number | undefined) ?? TRAIN_DEFAULTS.seed,
     options,
   };
-  return { stored, config: toTrainConfig(stored, data) };
+  return { stored, config: toTrainConfig(stored, data, labelled?.labels) };
 }
 
-export function toTrainConfig(s: StoredTrainConfig, data?: DataMatrix): TrainConfig {
+export function toTrainConfig(s: StoredTrainConfig, data?: DataMatrix, labels?: LabelSet): TrainConfig {
   const c: TrainConfig = { method: s.method, source: s.source, target: s.target, steps: s.steps, batch: s.batch, lr: s.lr, seed: s.seed, options: { ...s.options } };
   if (data) c.data = data;
+  if (labels) c.labels = labels;
   return c;
 }
 
@@ -130,10 +152,13 @@ export function mergeResume(p: Parsed, prev: StoredTrainConfig, checkpointStep: 
     throw new UsageError(`--steps: the checkpoint in ${dir} is already at step ${checkpointStep}; pass --steps ${checkpointStep} or more (the total, not the number of extra steps)`);
   }
   const stored: StoredTrainConfig = { ...prev, options: { ...(prev.options ?? {}) }, steps };
+  if (p.given.has('label-column') && !same(prev.label_column ?? null, v['label-column'])) throw conflict('label-column', prev.label_column ?? null, v['label-column']);
   let data: DataMatrix | undefined;
+  let labels: LabelSet | undefined;
   if (stored.data_file) {
     if (!existsSync(stored.data_file)) throw new UsageError(`--resume: the run was trained on --data ${stored.data_file}, which is no longer there`);
-    data = loadData(stored.data_file);
+    if (stored.label_column) ({ data, labels } = loadLabelledData(stored.data_file, stored.label_column));
+    else data = loadData(stored.data_file);
   }
-  return { stored, config: toTrainConfig(stored, data) };
+  return { stored, config: toTrainConfig(stored, data, labels) };
 }

@@ -8,7 +8,7 @@ import { DATASETS } from '../datasets/toy2d';
 import { quote } from '../io/quote';
 import { UsageError, suggest, type FlagKind, type FlagSpec } from './args';
 import { FUSION_LEVELS } from '../engine/config';
-import { ALL_METHODS, MAX_BATCH, MAX_SEED, MIN_BATCH } from '../train/options';
+import { ALL_METHODS, CONDITIONS, MAX_BATCH, MAX_SEED, MIN_BATCH } from '../train/options';
 
 // The shared training options' bounds are train/options.ts's (the library checks the same ones).
 export { ALL_METHODS, MAX_BATCH };
@@ -39,6 +39,10 @@ export const MODEL_FLAGS: FlagSpec[] = [
   { name: 'ot', kind: { type: 'enum', values: ['exact', 'sinkhorn'] } },
   // The engine's fusion ladder (engine/config.ts), passed to the trainers as their option `fusion`.
   { name: 'fusion', kind: { type: 'enum', values: FUSION_LEVELS } },
+  // Conditional generation (train/options.ts resolveCondition): the option `condition`, and the
+  // data file's label column (1-based) split off the data as its rows' labels.
+  { name: 'condition', kind: { type: 'enum', values: CONDITIONS } },
+  { name: 'label-column', kind: { type: 'int', min: 1 } },
   { name: 'option', kind: { type: 'keyvalue' }, repeatable: true },
   { name: 'steps', kind: { type: 'int', min: 1 } },
   { name: 'batch', kind: { type: 'int', min: MIN_BATCH, max: MAX_BATCH } },

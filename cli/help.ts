@@ -48,6 +48,15 @@ model and data
                        every value finite with |x| ≤ ${DATA_MAX_ABS.toExponential()} (else exit 2 naming the row and
                        column: rescale or standardise such data first)
                        datasets: wgflow info --datasets
+  --condition none|labels
+                       a conditional model (default none): labels = each point's class label as a
+                       one-hot input; flow matching adds classifier-free guidance (the label dropped
+                       with probability labelDropout, default 0.1: --option labelDropout=P) and pairs
+                       points only within a class. Labels come from --label-column, or from a
+                       labelled --target: 8gaussians, ffjord-8gaussians, paper-8gaussians(-r12) (mode),
+                       moons (moon), checkerboard (square), pinwheel (arm), rings (ring)
+  --label-column N     the column of --data (counted from 1) holding each row's class label, an
+                       integer 0..K−1 (else exit 2 naming the row and value); the other columns are the data
   --sigma X            CFM σ (default 0.1; sbcfm and sf2m 1.0: the bridge's noise, sf2m's SDE diffusion)
   --ot exact|sinkhorn  OT plan of otcfm and sf2m (default exact; Sinkhorn reg 2σ² for sf2m) and sbcfm
                        (default sinkhorn)
@@ -105,6 +114,11 @@ Draws N samples from a trained model and writes them as .npy (float32, N×dim) o
                        (sf2m only: Euler–Maruyama of dx = [v + s] dt + σ dW, --solver-steps steps)
   --solver-steps K     fixed solver steps (default 100, at most ${MAX_SOLVER_STEPS}; dopri5: the initial number)
   --seed S             seed of the source samples (default 0)
+  --label L            conditional models: the label of every sample (e.g. 3), a list cycled through
+                       (0,2,5), or all (the default: every class in turn); the output then has one
+                       more, last column holding each sample's label
+  --guidance W         conditional flow matching: v(x,t,∅) + W·(v(x,t,c) − v(x,t,∅)) (default 1, the
+                       conditional field; 0 = unconditional; above 1 sharper classes)
   --out FILE           .npy or .csv (default samples.npy next to the checkpoint), in an existing
                        writable folder
   --runtime R          node (default) or browser
@@ -124,6 +138,10 @@ NPE (flow matching), NLL in nats (flows).
   --n N                points for W2 (default 2048; at most ${MAX_POINTS})
   --seed S             seed (default 0)
   --solver S, --solver-steps K   ODE solver for flow matching (default rk4, 100); sde for sf2m (W2 only)
+  --label-column N     conditional models with --data: the column (from 1) of each row's label;
+                       conditional models report per label the accuracy (the fraction of samples
+                       whose nearest target point has the label asked for) and W2
+  --guidance W         conditional flow matching: the guidance scale (default 1; see sample)
   --runtime R          node (default) or browser
   --chromium PATH, --gpu auto|on|off   as for train
   --json               print the result as one JSON line

@@ -20,7 +20,8 @@ import type { FlowRunConfig } from '../flows/train';
 import { quote } from '../io/quote';
 import { checkValue, UsageError, type FlagKind } from './args';
 import { ALL_METHODS, MAX_CFM_WIDTH, MAX_HIDDEN_LAYERS, checkDataset, checkOptionBounds, flagKind } from './flags';
-import { CFM_METHODS, FLOW_METHODS, type Method, type TrainConfig, type TrainState } from '../train/contract';
+import { CFM_METHODS, FLOW_METHODS, type Condition, type Method, type TrainConfig, type TrainState } from '../train/contract';
+import { MAX_CLASSES } from '../datasets/labels';
 import { SOLVERS, familyOf } from '../train/methods';
 
 /** The command line's part of a run (metadata "train_config"), as cli/config.ts writes it. */
@@ -29,6 +30,8 @@ export interface StoredTrainConfig {
   source: string | null;
   target: string | null;
   data_file: string | null;
+  /** The data file's label column (1-based; --label-column), absent or null when none. */
+  label_column?: number | null;
   steps: number;
   batch: number;
   lr: number;
@@ -133,11 +136,14 @@ export function checkTrainConfig(raw: Record<string, unknown>): StoredTrainConfi
   if ((target === null) === (dataFile === null)) f.fail(target === null ? 'target' : 'data_file', 'a target dataset or a data file, exactly one of them');
   const options = f.object('options');
   checkOptionBounds(options, f.label('options'));
+  const labelColumn = raw.label_column === undefined ? null : f.nullable('label_column', (v) => checkValue(f.label('label_column'), flagKind('label-column'), v) as number, 'a column number from 1');
+  if (labelColumn !== null && dataFile === null) f.fail('label_column', 'null (a label column needs a data file)');
   return {
     method,
     source,
     target,
     data_file: dataFile,
+    ...(labelColumn !== null ? { label_column: labelColumn } : {}),
     steps: f.flag('steps', flagKind('steps')),
     batch: f.flag('batch', flagKind('batch')),
     lr: f.flag('lr', flagKind('lr')),
@@ -163,6 +169,15 @@ const CFM_OPTION_OF: Record<string, string> = { stepMode: 'step', coupling: 'ot'
 /** Fields of a CfmConfig that are not resolveConfig options. */
 const CFM_FIXED = ['method', 'source', 'target', 'dataName', 'dim', 'steps', 'batch', 'lr', 'seed'];
 
+/** A stored condition (cfm/conditional.ts): null, {kind: "labels", numClasses} or {kind: "context", cols}. */
+function storedCondition(f: Fields, v: unknown): Condition | null {
+  if (v === undefined || v === null) return null;
+  const n = (x: unknown) => Number.isInteger(x) && (x as number) >= 1 && (x as number) <= MAX_CLASSES;
+  if (isObject(v) && v.kind === 'labels' && n(v.numClasses) && Object.keys(v).length === 2) return { kind: 'labels', numClasses: v.numClasses as number };
+  if (isObject(v) && v.kind === 'context' && n(v.cols) && Object.keys(v).length === 2) return { kind: 'context', cols: v.cols as number };
+  return f.fail('condition', `null, {"kind": "labels", "numClasses": 1..${MAX_CLASSES}} or {"kind": "context", "cols": 1..${MAX_CLASSES}}`);
+}
+
 /** Metadata "config" of a flow-matching checkpoint (cfm/train.ts CfmConfig), checked against its parameters. */
 export function checkCfmConfig(raw: Record<string, unknown>, params: Params): CfmConfig {
   const f = new Fields('config', raw);
@@ -178,8 +193,10 @@ export function checkCfmConfig(raw: Record<string, unknown>, params: Params): Cf
   // The dimension is bounded by the parameters that must match it (l0.W is [dim + 1, width]).
   const dim = f.int('dim', 1, Number.MAX_SAFE_INTEGER);
   const activation = f.oneOf('activation', ['selu', 'relu', 'tanh', 'sigmoid', 'none'] as const);
+  const condition = storedCondition(f, raw.condition);
+  const context = condition ? (condition.kind === 'labels' ? condition.numClasses : condition.cols) : 0;
   // sf2m stores a score network (score.l{k}.*) next to the vector field.
-  checkParamShapes((method === 'sf2m' ? sf2mShapes : mlpShapes)({ dim, hidden, activation }), params, `a ${method} ${method === 'sf2m' ? 'vector field and score network' : 'vector field'} of dimension ${dim} with hidden widths [${hidden.join(', ')}]`);
+  checkParamShapes((method === 'sf2m' ? sf2mShapes : mlpShapes)(context ? { dim, hidden, activation, context } : { dim, hidden, activation }), params, `a ${method} ${method === 'sf2m' ? 'vector field and score network' : 'vector field'} of dimension ${dim} with hidden widths [${hidden.join(', ')}]`);
   for (const k of ['evalPoints', 'trajectoryPoints', 'nllPoints']) f.int(k, 0, MAX_STORED_POINTS);
   for (const k of ['solverSteps', 'nllSteps', 'trajectoryTimes', 'sinkhornMaxIter', 'sinkhornEpsScaling']) f.int(k, 0, MAX_STORED_STEPS);
   f.oneOf('solver', SOLVERS);
@@ -190,7 +207,7 @@ export function checkCfmConfig(raw: Record<string, unknown>, params: Params): Cf
   const options: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
     if (CFM_FIXED.includes(k) || (k === 'coupling' && v === 'independent') || (k === 'reg' && v === null)) continue;
-    options[CFM_OPTION_OF[k] ?? k] = v;
+    options[CFM_OPTION_OF[k] ?? k] = k === 'condition' ? (condition?.kind ?? 'none') : v;
   }
   const cfg: TrainConfig = {
     method,
@@ -205,6 +222,9 @@ export function checkCfmConfig(raw: Record<string, unknown>, params: Params): Cf
   };
   f.flag('sigma', flagKind('sigma'));
   if (dataName !== null) cfg.data = { data: new Float32Array(dim), n: 1, dim };
+  // A conditional model on data: stand-in labels (or context) of the stored class count (or width).
+  if (dataName !== null && condition?.kind === 'labels') cfg.labels = { labels: new Int32Array(1), numClasses: condition.numClasses };
+  if (dataName !== null && condition?.kind === 'context') cfg.context = { data: new Float32Array(condition.cols), n: 1, dim: condition.cols };
   let resolved: CfmConfig;
   try {
     resolved = resolveCfmConfig(cfg);
@@ -261,7 +281,10 @@ export function checkFlowConfig(raw: Record<string, unknown>, params: Params): F
     else f.fail('standardize', `null or {"mean": ${dim} finite numbers, "std": ${dim} positive finite numbers}`);
   }
   const options = f.object('options');
+  const condition = storedCondition(f, raw.condition);
+  if ((condition ? (condition.kind === 'labels' ? condition.numClasses : condition.cols) : 0) !== resolved.contextDim) f.fail('condition', `a condition of ${resolved.contextDim} context columns (arch.contextDim), or null when it is 0`);
   return {
+    ...(condition ? { condition } : {}),
     family: 'flow',
     method,
     source: null,

@@ -89,6 +89,8 @@ export interface SampleTaskResult {
   adapter: AdapterReport;
   samples: DataMatrix;
   nfe: number | null;
+  /** Conditional models: each sample's label. */
+  labels?: Int32Array;
 }
 
 export interface EvalTaskResult extends EvalResult {
@@ -161,7 +163,7 @@ export async function runTask(jobs: JobsModule, args: TaskArgs, post: (m: TaskMe
     case 'sample': {
       const impl = methodOrThrow(jobs, args.method);
       const r = await impl.sample(args.checkpoint, args.options);
-      return { adapter, samples: r.samples, nfe: r.nfe ?? null } satisfies SampleTaskResult;
+      return { adapter, samples: r.samples, nfe: r.nfe ?? null, ...(r.labels ? { labels: r.labels } : {}) } satisfies SampleTaskResult;
     }
     case 'eval': {
       const impl = methodOrThrow(jobs, args.method);

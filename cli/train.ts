@@ -285,6 +285,8 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   const metrics = {
     ...resultFields,
     ...runRecord,
+    // Conditional models with labels: accuracy and W2 per label (cfm/conditional-eval.ts).
+    ...(m.conditional ? { conditional: m.conditional } : {}),
     config: res.config,
     adapter_info: { ...res.adapter, user_agent: userAgent ?? null },
     samples: res.samples,
@@ -320,6 +322,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
     ctx.stdout.write(
       `done: ${res.state.step - startStep} steps in ${wall.toFixed(1)} s (${f(result.ms_per_step, 3)} ms/step, ${f(result.dispatches_per_step, 3)} dispatches/step)\n` +
         `  W2 ${f(result.w2)}   NPE ${f(result.npe)}   NLL ${f(result.nll)}   loss ${f(result.loss)}\n` +
+        (m.conditional ? `  label accuracy ${f(m.conditional.accuracy)} (lowest label ${f(Math.min(...m.conditional.perLabel.map((q) => q.accuracy)))}; guidance ${m.conditional.guidance})\n` : '') +
         `  wrote ${outShown}/: ${metrics.files.join(', ')}\n` +
         `  report: ${path.join(outShown, 'report.html')}\n`,
     );

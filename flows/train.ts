@@ -27,11 +27,18 @@
  * base ('standard' | 'diag'), actnorm (true), contextDim (flows/build.ts ARCH_OPTIONS), schedule
  * ('cosine' | 'constant'), testSize (toy test set, 10 000), testFraction (file data, 0.1), grid
  * (density picture cells per side, 128), w2 (compute W2 against target samples, true), chunk (rows
- * per gradient chunk, off). Unknown options are an error naming the accepted ones.
+ * per gradient chunk, off), condition ('none' | 'labels' | 'context': train/options.ts; the flow
+ * then models p(x | c) with c a label's one-hot or the data's context rows, fed to every
+ * conditioner as contextDim columns; evaluation reports NLL given the test rows' labels and the
+ * per-label accuracy of samples drawn for the test labels, cfm/conditional-eval.ts). Unknown
+ * options are an error naming the accepted ones.
  */
 import { add, Adam, affine, getBackend, GpuRng, LossRing, mean, neg, noGrad, NonFiniteError, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
 import { Rng } from '../engine/philox';
-import { FLOW_METHODS, type DataMatrix, type Evaluation, type FamilyTrainer, type TrainConfig, type TrainingRun, type TrainState } from '../train/contract';
+import { FLOW_METHODS, type Condition, type DataMatrix, type Evaluation, type FamilyTrainer, type TrainConfig, type TrainingRun, type TrainState } from '../train/contract';
+import { conditionCols, resolveCondition } from '../train/options';
+import { oneHot } from '../cfm/conditional';
+import { conditionalMetrics } from '../cfm/conditional-eval';
 import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../train/methods';
 import { getDataset, type Sampler } from '../datasets/toy2d';
 import { wassersteinW2 } from '../cfm/metrics/w2';
@@ -65,6 +72,8 @@ export interface FlowRunConfig {
   arch: FlowArch;
   standardize: Standardize | null;
   options: Record<string, unknown>;
+  /** What the flow is conditioned on (absent or null: unconditional). */
+  condition?: Condition | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -96,6 +105,12 @@ interface Prepared {
   standardize: Standardize | null;
   /** Training batch for a step (standardised). */
   batchAt(step: number, size: number): Float32Array;
+  /** A conditional run's context rows of the same batch (the same draws), else null. */
+  contextAt(step: number, size: number): Float32Array | null;
+  /** Context rows of initRows() and of the test rows; the test rows' labels (conditional on labels). */
+  initContext: Float32Array | null;
+  testContext: Float32Array | null;
+  testLabels: Int32Array | null;
   /** Rows for the data-dependent initialisation (standardised). */
   initRows(): Float32Array;
   /** Held-out test rows (standardised). */
@@ -113,12 +128,19 @@ function unstandardizeInPlace(d: Float32Array, dim: number, s: Standardize | nul
   for (let i = 0; i < d.length; i++) d[i] = d[i]! * s.std[i % dim]! + s.mean[i % dim]!;
 }
 
+/** The first n held-out test rows in original units. */
+function testRawOf(d: Prepared, n: number): Float32Array {
+  const out = d.test.data.slice(0, n * d.dim);
+  unstandardizeInPlace(out, d.dim, d.standardize);
+  return out;
+}
+
 /** Σ log std: the NLL offset between standardised and original units. */
 export function logStdSum(s: Standardize | null): number {
   return s ? s.std.reduce((a, v) => a + Math.log(v), 0) : 0;
 }
 
-function prepareData(cfg: TrainConfig, testSize: number, testFraction: number): Prepared {
+function prepareData(cfg: TrainConfig, testSize: number, testFraction: number, cond: Condition | null = null): Prepared {
   if (cfg.data) {
     const m = cfg.data;
     validateData(m, 'training data', 2);
@@ -149,6 +171,16 @@ function prepareData(cfg: TrainConfig, testSize: number, testFraction: number): 
     standardizeInPlace(trainStd, dim, st);
     const testStd = testRaw.slice();
     standardizeInPlace(testStd, dim, st);
+    // Context rows follow the data rows: a label's one-hot, or the given context row.
+    const C = conditionCols(cond);
+    const ctxRows = (idx: ArrayLike<number>, from: number, count: number): Float32Array | null => {
+      if (!cond) return null;
+      if (cond.kind === 'labels') return oneHot(Int32Array.from({ length: count }, (_, r) => cfg.labels!.labels[idx[from + r]!]!), C);
+      const out = new Float32Array(count * C);
+      for (let r = 0; r < count; r++) out.set(cfg.context!.data.subarray(idx[from + r]! * C, (idx[from + r]! + 1) * C), r * C);
+      return out;
+    };
+    const nInit = Math.min(nTrain, 2048);
     return {
       dim,
       standardize: st,
@@ -161,7 +193,15 @@ function prepareData(cfg: TrainConfig, testSize: number, testFraction: number): 
         }
         return out;
       },
-      initRows: () => trainStd.slice(0, Math.min(nTrain, 2048) * dim),
+      contextAt(step, size) {
+        if (!cond) return null;
+        const rng = new Rng(cfg.seed, (STREAM.batch + step) >>> 0);
+        return ctxRows(Int32Array.from({ length: size }, () => perm[rng.int(nTrain)]!), 0, size);
+      },
+      initContext: ctxRows(perm, 0, nInit),
+      testContext: ctxRows(perm, nTrain, nTest),
+      testLabels: cond?.kind === 'labels' ? Int32Array.from({ length: nTest }, (_, r) => cfg.labels!.labels[perm[nTrain + r]!]!) : null,
+      initRows: () => trainStd.slice(0, nInit * dim),
       test: { data: testStd, n: nTest, dim },
       targetSamples(n) {
         const k = Math.min(n, nTest);
@@ -170,9 +210,17 @@ function prepareData(cfg: TrainConfig, testSize: number, testFraction: number): 
     };
   }
   const sampler: Sampler = getDataset(cfg.target!).sample;
+  // A labelled set's labelling draws the same points as its sampler (datasets/toy2d.ts).
+  const lab = cond ? getDataset(cfg.target!).labels! : null;
+  const labelsOf = (n: number, rng: Rng) => oneHot(lab!.sample(n, rng).labels, lab!.classes);
+  const testLabels = lab ? lab.sample(testSize, new Rng(cfg.seed, STREAM.test)).labels : null;
   return {
     dim: 2,
     standardize: null,
+    contextAt: (step, size) => (lab ? labelsOf(size, new Rng(cfg.seed, (STREAM.batch + step) >>> 0)) : null),
+    initContext: lab ? labelsOf(2048, new Rng(cfg.seed, STREAM.init)) : null,
+    testContext: testLabels ? oneHot(testLabels, lab!.classes) : null,
+    testLabels,
     batchAt: (step, size) => sampler(size, new Rng(cfg.seed, (STREAM.batch + step) >>> 0)),
     initRows: () => sampler(2048, new Rng(cfg.seed, STREAM.init)),
     test: { data: sampler(testSize, new Rng(cfg.seed, STREAM.test)), n: testSize, dim: 2 },
@@ -192,33 +240,37 @@ const EVAL_ROWS = 4096;
  * of row 0) to the full chunk size: kernels are compiled per shape, and on SwiftShader compiling a
  * flow's ~40 kernels for a remainder shape took longer than evaluating 20 000 rows.
  */
-async function logProbChunks(flow: Flow, pts: Float32Array, n: number, batch: number, each: (start: number, values: Float32Array, rows: number) => void): Promise<void> {
+async function logProbChunks(flow: Flow, pts: Float32Array, n: number, batch: number, each: (start: number, values: Float32Array, rows: number) => void, ctx: Float32Array | null = null): Promise<void> {
   const dim = flow.dim;
+  const C = flow.contextDim;
+  const rowsOf = (src: Float32Array, w: number, start: number, rows: number, pad: boolean) => {
+    const chunk = src.subarray(start * w, (start + rows) * w);
+    if (!pad) return chunk;
+    const padded = new Float32Array(batch * w);
+    padded.set(chunk);
+    for (let r = rows; r < batch; r++) padded.set(src.subarray(0, w), r * w);
+    return padded;
+  };
   for (let start = 0; start < n; start += batch) {
     const rows = Math.min(batch, n - start);
-    let chunk = pts.subarray(start * dim, (start + rows) * dim);
-    let shapeRows = rows;
-    if (rows < batch && n > batch) {
-      const padded = new Float32Array(batch * dim);
-      padded.set(chunk);
-      for (let r = rows; r < batch; r++) padded.set(pts.subarray(0, dim), r * dim);
-      chunk = padded;
-      shapeRows = batch;
-    }
-    const lp = noGrad(() => scope(() => flow.logProb(tensor(chunk, [shapeRows, dim]))));
+    const pad = rows < batch && n > batch;
+    const chunk = rowsOf(pts, dim, start, rows, pad);
+    const shapeRows = pad ? batch : rows;
+    const c = ctx && C > 0 ? rowsOf(ctx, C, start, rows, pad) : null;
+    const lp = noGrad(() => scope(() => flow.logProb(tensor(chunk, [shapeRows, dim]), c ? tensor(c, [shapeRows, C]) : undefined)));
     const values = await lp.data();
     lp.dispose();
     each(start, values, rows);
   }
 }
 
-/** Mean −log p over the rows of `m` (in the flow's own units), in batches, one readback each. */
-export async function meanNll(flow: Flow, m: DataMatrix, batch = EVAL_ROWS): Promise<number> {
+/** Mean −log p over the rows of `m` (in the flow's own units; given the context rows `ctx` of a conditional flow), in batches, one readback each. */
+export async function meanNll(flow: Flow, m: DataMatrix, batch = EVAL_ROWS, ctx: Float32Array | null = null): Promise<number> {
   if (m.dim !== flow.dim) throw new Error(`evaluation data has dimension ${m.dim}, the flow models dimension ${flow.dim}`);
   let total = 0;
   await logProbChunks(flow, m.data, m.n, batch, (_, values, rows) => {
     for (let k = 0; k < rows; k++) total -= values[k]!;
-  });
+  }, ctx);
   return total / m.n;
 }
 
@@ -241,14 +293,15 @@ export async function densityGrid(flow: Flow, bounds: [number, number, number, n
   return out;
 }
 
-/** n samples in original units (one readback). */
-export async function drawSamples(flow: Flow, n: number, seed: number, standardize: Standardize | null = null): Promise<DataMatrix> {
+/** n samples in original units (one readback); a conditional flow's given its context rows (n × contextDim). */
+export async function drawSamples(flow: Flow, n: number, seed: number, standardize: Standardize | null = null, ctx: Float32Array | null = null): Promise<DataMatrix> {
   const rng = new GpuRng(seed);
   const out = new Float32Array(n * flow.dim);
   const B = 8192;
+  const C = flow.contextDim;
   for (let start = 0; start < n; start += B) {
     const rows = Math.min(B, n - start);
-    const x = noGrad(() => flow.sample(rows, rng));
+    const x = noGrad(() => scope(() => flow.sample(rows, rng, ctx && C > 0 ? tensor(ctx.subarray(start * C, (start + rows) * C), [rows, C]) : undefined)));
     out.set(await x.data(), start * flow.dim);
     x.dispose();
   }
@@ -295,9 +348,23 @@ export function flowFromCheckpoint(config: Record<string, unknown>, params: Trai
 export async function sampleFlow(ckpt: ModelCheckpoint, opts: SampleOptions): Promise<SampleResult> {
   if (!Number.isInteger(opts.n) || opts.n < 1) throw new Error(`sample: n must be a positive integer, got ${opts.n}`);
   const c = readRunConfig(ckpt.config);
+  const cond = c.condition ?? null;
+  if (!cond && (opts.labels || opts.context)) throw new RangeError('sample: labels and context are for conditional models; this checkpoint is unconditional');
+  if (opts.guidance !== undefined) throw new RangeError('sample: guidance is for conditional flow matching; a flow samples p(x | c) directly');
+  let labels: Int32Array | null = null;
+  let ctx: Float32Array | null = null;
+  if (cond?.kind === 'labels') {
+    const list = opts.labels && opts.labels.length ? Array.from(opts.labels) : Array.from({ length: cond.numClasses }, (_, k) => k);
+    for (const k of list) if (!Number.isInteger(k) || k < 0 || k >= cond.numClasses) throw new RangeError(`label ${k} is not a label of this model; accepted: integers 0..${cond.numClasses - 1}`);
+    labels = Int32Array.from({ length: opts.n }, (_, b) => list[b % list.length]!);
+    ctx = oneHot(labels, cond.numClasses);
+  } else if (cond?.kind === 'context') {
+    if (!opts.context || opts.context.length !== opts.n * cond.cols) throw new RangeError(`sample: this flow is conditioned on context vectors: give ${opts.n} context rows of ${cond.cols} columns`);
+    ctx = opts.context;
+  }
   const flow = flowFromCheckpoint(ckpt.config, ckpt.params);
   try {
-    return { samples: await drawSamples(flow, opts.n, opts.seed, c.standardize), nfe: null };
+    return { samples: await drawSamples(flow, opts.n, opts.seed, c.standardize, ctx), nfe: null, ...(labels ? { labels } : {}) };
   } finally {
     flow.dispose();
   }
@@ -309,25 +376,39 @@ export async function sampleFlow(ckpt: ModelCheckpoint, opts: SampleOptions): Pr
  */
 export async function evalFlow(ckpt: ModelCheckpoint, opts: EvalOptions): Promise<EvalResult> {
   const c = readRunConfig(ckpt.config);
+  const cond = c.condition ?? null;
+  if (cond?.kind === 'context') throw new RangeError('eval: a flow conditioned on context vectors is evaluated with its training run');
+  if (!cond && opts.labels) throw new RangeError('eval: labels are for conditional models; this checkpoint is unconditional');
   let data: DataMatrix;
+  let labels: ArrayLike<number> | null = null;
   if (opts.data) {
     validateData(opts.data, 'evaluation data');
     data = opts.data;
+    if (cond && !opts.labels) throw new RangeError('eval: a conditional flow needs the labels of the data rows (--label-column N)');
+    labels = opts.labels?.labels ?? null;
   } else {
     const name = opts.target ?? c.target;
     if (!name) throw new Error('eval: this flow was trained on a data file; pass --data FILE (or a --target dataset of the same dimension)');
-    data = { data: getDataset(name).sample(opts.n, new Rng(opts.seed, STREAM.test)), n: opts.n, dim: 2 };
+    const lab = cond ? getDataset(name).labels : null;
+    if (cond && (!lab || lab.classes !== (cond as { numClasses: number }).numClasses)) throw new RangeError(`eval: target "${name}" has no labels of this model's ${(cond as { numClasses: number }).numClasses} classes`);
+    const drawn = lab ? lab.sample(opts.n, new Rng(opts.seed, STREAM.test)) : { points: getDataset(name).sample(opts.n, new Rng(opts.seed, STREAM.test)), labels: null };
+    data = { data: drawn.points, n: opts.n, dim: 2 };
+    labels = drawn.labels;
   }
+  const K = cond?.kind === 'labels' ? cond.numClasses : 0;
+  const ctx = labels ? oneHot(labels, K) : null;
   if (data.dim !== c.dim) throw new Error(`eval: the data has dimension ${data.dim}, the flow was trained on dimension ${c.dim}`);
   const flow = flowFromCheckpoint(ckpt.config, ckpt.params);
   try {
     const std = data.data.slice();
     if (c.standardize) standardizeInPlace(std, data.dim, c.standardize);
-    const nll = (await meanNll(flow, { data: std, n: data.n, dim: data.dim })) + logStdSum(c.standardize);
+    const nll = (await meanNll(flow, { data: std, n: data.n, dim: data.dim }, EVAL_ROWS, ctx)) + logStdSum(c.standardize);
     const k = Math.min(opts.n, data.n);
-    const samples = await drawSamples(flow, k, opts.seed + GPU_SAMPLE_SEED_OFFSET, c.standardize);
-    const w2 = wassersteinW2(samples.data, data.data.slice(0, k * data.dim), k, data.dim);
-    return { w2, npe: null, nll, nfe: null };
+    const samples = await drawSamples(flow, k, opts.seed + GPU_SAMPLE_SEED_OFFSET, c.standardize, ctx ? ctx.subarray(0, k * K) : null);
+    const ref = data.data.slice(0, k * data.dim);
+    const w2 = wassersteinW2(samples.data, ref, k, data.dim);
+    const y = labels ? Int32Array.from({ length: k }, (_, b) => labels![b]!) : null;
+    return { w2, npe: null, nll, nfe: null, ...(y ? { conditional: conditionalMetrics(samples.data, y, ref, y, K, data.dim, 1) } : {}) };
   } finally {
     flow.dispose();
   }
@@ -356,7 +437,7 @@ interface FlowTrainOptions {
 
 function trainOptions(cfg: TrainConfig): FlowTrainOptions {
   const o = cfg.options ?? {};
-  const accepted = [...TRAIN_OPTIONS, ...ARCH_OPTIONS];
+  const accepted = [...TRAIN_OPTIONS, ...ARCH_OPTIONS, 'condition'];
   for (const k of Object.keys(o)) if (!(accepted as readonly string[]).includes(k)) throw new Error(`unknown flow option "${k}"; accepted: ${accepted.join(', ')}`);
   const schedule = (o.schedule ?? 'cosine') as 'cosine' | 'constant';
   if (schedule !== 'cosine' && schedule !== 'constant') throw new Error(`flow option schedule: ${JSON.stringify(o.schedule)} is not accepted; accepted: cosine, constant`);
@@ -375,13 +456,17 @@ function trainOptions(cfg: TrainConfig): FlowTrainOptions {
 function resolveFlow(cfg: TrainConfig): { config: FlowRunConfig; data: Prepared; opts: FlowTrainOptions } {
   if (!(FLOW_METHODS as readonly string[]).includes(cfg.method)) throw new Error(`flow training: method "${cfg.method}" is not a flow method`);
   const opts = trainOptions(cfg);
-  const data = prepareData(cfg, opts.testSize, opts.testFraction);
-  const arch = resolveArch(cfg.method, data.dim, cfg.options ?? {}, cfg.seed);
+  const cond = resolveCondition(cfg);
+  const data = prepareData(cfg, opts.testSize, opts.testFraction, cond);
+  const { condition: _c, ...archOptions } = cfg.options ?? {};
+  if (cond && archOptions.contextDim !== undefined && Number(archOptions.contextDim) !== conditionCols(cond)) throw new Error(`flow option contextDim: ${JSON.stringify(archOptions.contextDim)} is not accepted with condition = "${cond.kind}"; it is set to the condition's ${conditionCols(cond)} columns (leave it out)`);
+  const arch = resolveArch(cfg.method, data.dim, cond ? { ...archOptions, contextDim: conditionCols(cond) } : archOptions, cfg.seed);
   const config: FlowRunConfig = {
     family: 'flow', method: arch.method, source: null, target: cfg.data ? null : cfg.target,
     data: cfg.data ? { n: cfg.data.n, dim: cfg.data.dim } : null, dim: data.dim,
     steps: cfg.steps, batch: cfg.batch, lr: cfg.lr, seed: cfg.seed, schedule: opts.schedule, testSize: opts.testSize, testFraction: opts.testFraction,
     arch, standardize: data.standardize, options: { ...(cfg.options ?? {}) },
+    ...(cond ? { condition: cond } : {}),
   };
   return { config, data, opts };
 }
@@ -406,8 +491,10 @@ async function prepare(cfg: TrainConfig, _resolved: Record<string, unknown>, res
     } else {
       const init = data.initRows();
       const x = tensor(init, [init.length / data.dim, data.dim]);
-      await flow.initialize(x);
+      const c = data.initContext ? tensor(data.initContext, [init.length / data.dim, flow.contextDim]) : undefined;
+      await flow.initialize(x, c);
       x.dispose();
+      c?.dispose();
     }
   } catch (e) {
     adam?.dispose();
@@ -422,18 +509,22 @@ async function prepare(cfg: TrainConfig, _resolved: Record<string, unknown>, res
   return {
     step(step) {
       const xb = data.batchAt(step, cfg.batch);
+      const cb = data.contextAt(step, cfg.batch);
+      const C = flow.contextDim;
       const lr = learningRate(opts.schedule, cfg.lr, step, cfg.steps);
       scope(() => {
         const xs: Tensor[] = [];
+        const cs: (Tensor | undefined)[] = [];
         for (let r = 0; r < cfg.batch; r += opts.chunk) {
           const rows = Math.min(opts.chunk, cfg.batch - r);
           xs.push(tensor(xb.subarray(r * data.dim, (r + rows) * data.dim), [rows, data.dim]));
+          cs.push(cb ? tensor(cb.subarray(r * C, (r + rows) * C), [rows, C]) : undefined);
         }
         const { value, grads } = valueAndGrad(() => {
-          if (xs.length === 1) return neg(mean(flow.logProb(xs[0]!)));
+          if (xs.length === 1) return neg(mean(flow.logProb(xs[0]!, cs[0])));
           let total: Tensor | null = null;
-          for (const x of xs) {
-            const s = sum(flow.logProb(x));
+          for (const [i, x] of xs.entries()) {
+            const s = sum(flow.logProb(x, cs[i]));
             total = total ? add(total, s) : s;
           }
           return affine(total!, -1 / cfg.batch);
@@ -452,14 +543,18 @@ async function prepare(cfg: TrainConfig, _resolved: Record<string, unknown>, res
     // What to try when training diverges (the affine couplings' scales are bounded by scaleBound).
     divergenceAdvice: `Try a lower --lr (this run: ${cfg.lr})${['realnvp', 'glow', 'maf'].includes(arch.method) ? ` or a smaller --option scaleBound=… (this run: ${arch.scaleBound})` : ''}`,
     async evaluate(): Promise<Evaluation> {
-      const nll = (await meanNll(flow, data.test)) + offset;
+      const nll = (await meanNll(flow, data.test, EVAL_ROWS, data.testContext)) + offset;
       const nShow = 2048;
-      const samples = await drawSamples(flow, nShow, cfg.seed + GPU_SAMPLE_SEED_OFFSET, data.standardize);
+      // A conditional flow: samples for the first test rows' contexts (so as many per label as the test set has).
+      const k0 = Math.min(nShow, data.test.n);
+      const showCtx = data.testContext ? data.testContext.slice(0, k0 * flow.contextDim) : null;
+      const samples = await drawSamples(flow, showCtx ? k0 : nShow, cfg.seed + GPU_SAMPLE_SEED_OFFSET, data.standardize, showCtx);
       const bad = samples.data.reduce((k, x) => k + (Number.isFinite(x) ? 0 : 1), 0);
       if (bad > 0) throw new NonFiniteError(`evaluation: ${bad} of ${samples.data.length} sample coordinates are NaN or infinite (the trained flow overflows). Try a lower --lr (this run: ${cfg.lr})`, cfg.steps, []);
       const target = data.targetSamples(nShow);
       let density: Evaluation['density'];
-      if (data.dim === 2) {
+      // A conditional flow has a density per context: no single density picture.
+      if (data.dim === 2 && !config.condition) {
         const bounds = boundsOf(target);
         density = { values: await densityGrid(flow, bounds, opts.grid, opts.grid, data.standardize), gw: opts.grid, gh: opts.grid, bounds };
       }
@@ -468,7 +563,9 @@ async function prepare(cfg: TrainConfig, _resolved: Record<string, unknown>, res
         const k = Math.min(samples.n, target.n);
         w2 = wassersteinW2(samples.data.subarray(0, k * data.dim), target.data.subarray(0, k * data.dim), k, data.dim);
       }
-      return { metrics: { w2, npe: null, nll }, samples, target, density };
+      // Labels: the test rows (original units) with their labels against the samples drawn for them.
+      const cm = data.testLabels && config.condition?.kind === 'labels' ? conditionalMetrics(samples.data, data.testLabels.subarray(0, samples.n), testRawOf(data, samples.n), data.testLabels.subarray(0, samples.n), config.condition.numClasses, data.dim, 1) : null;
+      return { metrics: { w2, npe: null, nll, ...(cm ? { conditional: cm } : {}) }, samples, target, density };
     },
     dispose() {
       opt.dispose();
