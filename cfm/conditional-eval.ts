@@ -19,6 +19,7 @@ import { condTargetSampler, drawByClass, labelledSource, oneHot } from './condit
 import { meanOf, normalizedPathEnergy, w2 } from './metrics';
 import type { VectorField } from './mlp';
 import { odeSolve, type Solver } from './ode';
+import type { FusionLevel } from '../engine';
 
 interface Source {
   dim: number;
@@ -103,6 +104,8 @@ export interface CondEvalInput {
   streams: { source: Rng; target: Rng; trajectories: Rng };
   trajectoryPoints: number;
   trajectoryTimes: number;
+  /** The run's fusion level for the ODE (odeSolve's default, the fused kernel, when absent). */
+  fusion?: FusionLevel;
 }
 
 /** Source points for rows of labels `y` (by class when the source set has the same classes). */
@@ -111,13 +114,13 @@ function sourceFor(a: Pick<CondEvalInput, 'cond' | 'source' | 'src'>, y: ArrayLi
   return byClass ? drawByClass(byClass, y!, a.src.dim, rng) : a.src.sample(n, rng);
 }
 
-async function solve(vf: VectorField, x0: Float32Array, ctx: Float32Array, opts: { solver: Solver; steps: number; guidance: number; energy?: boolean; times?: number[] }) {
+async function solve(vf: VectorField, x0: Float32Array, ctx: Float32Array, opts: { solver: Solver; steps: number; guidance: number; energy?: boolean; times?: number[]; fusion?: FusionLevel }) {
   const d = vf.cfg.dim;
   const n = x0.length / d;
   const xt = tensor(x0, [n, d]);
   const ct = tensor(ctx, [n, ctx.length / n]);
   try {
-    return await odeSolve(vf, xt, { solver: opts.solver, steps: opts.steps, energy: opts.energy, times: opts.times, context: ct, guidance: opts.guidance });
+    return await odeSolve(vf, xt, { solver: opts.solver, steps: opts.steps, energy: opts.energy, times: opts.times, context: ct, guidance: opts.guidance, ...(opts.fusion ? { fusion: opts.fusion } : {}) });
   } finally {
     xt.dispose();
     ct.dispose();
@@ -135,7 +138,7 @@ export async function evaluateConditional(a: CondEvalInput): Promise<{ w2: numbe
   const d = a.vf.cfg.dim;
   const draw = condTargetSampler(a.cond, a.target, a.data, a.labels, a.context).sample(a.n, a.streams.target);
   const x0 = sourceFor(a, draw.labels, a.n, a.streams.source);
-  const sol = await solve(a.vf, x0, contextRows(a.cond, a.n, draw.labels, draw.context), { solver: a.solver, steps: a.solverSteps, guidance: a.guidance, energy: true });
+  const sol = await solve(a.vf, x0, contextRows(a.cond, a.n, draw.labels, draw.context), { solver: a.solver, steps: a.solverSteps, guidance: a.guidance, energy: true, fusion: a.fusion });
   const samples = await take(sol.x);
   const energy = await take(sol.energy!);
   const bad = samples.reduce((k, x) => k + (Number.isFinite(x) ? 0 : 1), 0);
@@ -149,7 +152,7 @@ export async function evaluateConditional(a: CondEvalInput): Promise<{ w2: numbe
     const y = cond.kind === 'labels' ? Int32Array.from({ length: m }, (_, b) => b % cond.numClasses) : null;
     const ctx = cond.kind === 'labels' ? oneHot(y!, cond.numClasses) : Float32Array.from({ length: m * cond.cols }, (_, k) => draw.context![k % draw.context!.length]!);
     const times = Array.from({ length: a.trajectoryTimes }, (_, i) => i / (a.trajectoryTimes - 1));
-    const tr = await solve(a.vf, sourceFor(a, y, m, a.streams.trajectories), ctx, { solver: a.solver === 'dopri5' ? 'rk4' : a.solver, steps: a.solverSteps, guidance: a.guidance, times });
+    const tr = await solve(a.vf, sourceFor(a, y, m, a.streams.trajectories), ctx, { solver: a.solver === 'dopri5' ? 'rk4' : a.solver, steps: a.solverSteps, guidance: a.guidance, times, fusion: a.fusion });
     for (const t of tr.trajectory) trajectories.push(await take(t));
     tr.x.dispose();
   }

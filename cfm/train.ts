@@ -133,7 +133,7 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
   const dim = cfg.data ? cfg.data.dim : 2;
   if (cfg.data && (cfg.data.n < 1 || cfg.data.data.length !== cfg.data.n * cfg.data.dim)) throw new RangeError(`data: ${cfg.data.data.length} values do not make ${cfg.data.n} rows of ${cfg.data.dim}`);
   if (!cfg.data && !cfg.target) throw new RangeError('CFM training needs a target dataset or data');
-  if (cfg.target) getDataset(cfg.target);
+  if (cfg.target && !cfg.data) getDataset(cfg.target);
   const source = matcher.usesSource ? cfg.source ?? TRAIN_DEFAULTS.source : null;
   if (!matcher.usesSource && cfg.source && cfg.source !== 'gaussian') throw new RangeError(`source: fm starts from N(0, I); got "${cfg.source}"`);
   // An image source (translation, issue 14) is drawn from cfg.sourceData, which the caller loads.
@@ -326,7 +326,7 @@ export async function evaluateModel(vf: VectorField, c: CfmConfig, opts: { data?
   const x0 = src.sample(n, new Rng(seed, STREAM.evalSource));
   const xt = tgt.sample(n, new Rng(seed, STREAM.evalTarget));
   const x0t = tensor(x0, [n, d]);
-  const sol = await odeSolve(vf, x0t, { solver: opts.solver ?? c.solver, steps: opts.solverSteps ?? c.solverSteps, energy: true });
+  const sol = await odeSolve(vf, x0t, { solver: opts.solver ?? c.solver, steps: opts.solverSteps ?? c.solverSteps, energy: true, fusion: c.fusion });
   const samples = await sol.x.data();
   const energy = await sol.energy!.data();
   sol.x.dispose();
@@ -342,7 +342,7 @@ export async function evaluateModel(vf: VectorField, c: CfmConfig, opts: { data?
     const m = c.trajectoryPoints;
     const tr0 = tensor(src.sample(m, new Rng(seed, STREAM.trajectories)), [m, d]);
     const times = Array.from({ length: c.trajectoryTimes }, (_, i) => i / (c.trajectoryTimes - 1));
-    const tr = await odeSolve(vf, tr0, { solver: c.solver === 'dopri5' ? 'rk4' : c.solver, steps: c.solverSteps, times });
+    const tr = await odeSolve(vf, tr0, { solver: c.solver === 'dopri5' ? 'rk4' : c.solver, steps: c.solverSteps, times, fusion: c.fusion });
     for (const t of tr.trajectory) {
       trajectories.push(await t.data());
       t.dispose();
@@ -466,7 +466,7 @@ async function evaluateCond(vf: VectorField, c: CfmConfig, opts: { data?: DataMa
     vf, cond: c.condition!, target: c.target, source: c.source, src: sourceSampler(c), data: opts.data, labels: opts.labels, context: opts.context,
     n: opts.n ?? c.evalPoints, solver: opts.solver ?? c.solver, solverSteps: opts.solverSteps ?? c.solverSteps, guidance: opts.guidance ?? c.guidance ?? 1,
     streams: { source: new Rng(seed, STREAM.evalSource), target: new Rng(seed, STREAM.evalTarget), trajectories: new Rng(seed, STREAM.trajectories) },
-    trajectoryPoints: opts.trajectories === false ? 0 : c.trajectoryPoints, trajectoryTimes: c.trajectoryTimes,
+    trajectoryPoints: opts.trajectories === false ? 0 : c.trajectoryPoints, trajectoryTimes: c.trajectoryTimes, fusion: c.fusion,
   });
   return { ...ev, nll: null };
 }

@@ -5,6 +5,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadDataFile } from '../datasets/files';
+import { isImageDataset } from '../datasets/image-names';
+import { imageSourceName, imageTargetName, imageTraining, withImageDefaults } from './images';
 import { splitLabelColumn } from '../datasets/labels';
 import { UsageError, type FlagSpec, type Parsed } from './args';
 import type { DataMatrix, LabelSet, Method, TrainConfig } from '../train/contract';
@@ -83,10 +85,16 @@ export function resolveModel(p: Parsed, steps: number): ResolvedModel {
     throw new UsageError(`--${flag}: a flow-matching option, not used by the normalizing flow ${method}`);
   }
   if (p.given.has('ot') && method !== 'otcfm' && method !== 'sbcfm' && method !== 'sf2m') throw new UsageError(`--ot: only otcfm, sbcfm and sf2m use an OT plan (method is ${method})`);
-  const source = usesSource(method) ? checkDataset('source', (v.source as string | undefined) ?? TRAIN_DEFAULTS.source) : null;
   const dataFile = (v.data as string | undefined) ?? null;
-  const target = dataFile ? null : checkDataset('target', (v.target as string | undefined) ?? TRAIN_DEFAULTS.target[family]);
-  const options = optionsFrom(v);
+  // An image target (cli/images.ts): its canonical name, a N(0, I) source unless --source names
+  // an image class to translate from, and the image runs' default options.
+  if (dataFile && p.given.has('classes')) throw new UsageError('--classes: only image targets have classes (e.g. --target fashion-mnist --classes 7,9), not --data');
+  const imageTarget = dataFile ? null : imageTargetName(v.target as string | undefined, v.classes as string | undefined);
+  if (imageTarget && (family !== 'cfm' || method === 'sf2m')) throw new UsageError(`--target ${imageTarget}: image datasets train with the flow-matching methods otcfm, icfm, fm, sbcfm, vpcfm (method is ${method})`);
+  const sourceName = (v.source as string | undefined) ?? (imageTarget ? 'gaussian' : TRAIN_DEFAULTS.source);
+  const source = usesSource(method) ? (isImageDataset(sourceName) ? imageSourceName(sourceName, imageTarget) : checkDataset('source', sourceName)) : null;
+  const target = dataFile ? null : (imageTarget ?? checkDataset('target', (v.target as string | undefined) ?? TRAIN_DEFAULTS.target[family]));
+  const options = imageTarget ? withImageDefaults(optionsFrom(v)) : optionsFrom(v);
   checkOptionBounds(options);
   const labelColumn = (v['label-column'] as number | undefined) ?? null;
   if (labelColumn !== null && !dataFile) throw new UsageError('--label-column: needs --data FILE (built-in targets bring their own labels: --condition labels)');
@@ -114,13 +122,21 @@ export function toTrainConfig(s: StoredTrainConfig, data?: DataMatrix, labels?: 
   const c: TrainConfig = { method: s.method, source: s.source, target: s.target, steps: s.steps, batch: s.batch, lr: s.lr, seed: s.seed, options: { ...s.options } };
   if (data) c.data = data;
   if (labels) c.labels = labels;
+  if (s.target && isImageDataset(s.target)) {
+    // An image run trains on the images' model-space rows (cli/images.ts), loaded from the name.
+    const img = imageTraining(s.target, s.source, s.options, (line) => process.stderr.write(`wgflow: ${line}\n`));
+    c.data = img.data;
+    if (img.labels) c.labels = img.labels;
+    if (img.sourceData) c.sourceData = img.sourceData;
+  }
   return c;
 }
 
 /** runs/<method>-<source>-<target>-<seed>/ (parts that do not apply are left out). */
 export function defaultOutDir(s: Pick<StoredTrainConfig, 'method' | 'source' | 'target' | 'data_file' | 'seed'>): string {
   const target = s.target ?? (s.data_file ? path.basename(s.data_file).replace(/\.(npy|csv)$/i, '') : 'data');
-  return path.join('runs', [s.method, s.source, target, String(s.seed)].filter((x) => x !== null && x !== '').join('-'));
+  // Image dataset names carry ':' ',' '@' (fashion-mnist:7,9@pixels): not in folder names.
+  return path.join('runs', [s.method, s.source, target, String(s.seed)].filter((x) => x !== null && x !== '').join('-').replace(/[:,@]/g, '-'));
 }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

@@ -5,6 +5,7 @@
  * browser page bundles too. Browser-safe.
  */
 import { DATASETS } from '../datasets/toy2d';
+import { IMAGE_DATASETS, IMAGE_DATASET_NAMES, parseImageDataset } from '../datasets/image-names';
 import { quote } from '../io/quote';
 import { UsageError, suggest, type FlagKind, type FlagSpec } from './args';
 import { FUSION_LEVELS } from '../engine/config';
@@ -43,6 +44,8 @@ export const MODEL_FLAGS: FlagSpec[] = [
   // data file's label column (1-based) split off the data as its rows' labels.
   { name: 'condition', kind: { type: 'enum', values: CONDITIONS } },
   { name: 'label-column', kind: { type: 'int', min: 1 } },
+  // Image targets (datasets/image-names.ts): the classes kept, e.g. 7,9 (cli/images.ts).
+  { name: 'classes', kind: { type: 'string', meta: 'class numbers, e.g. 7,9' } },
   { name: 'option', kind: { type: 'keyvalue' }, repeatable: true },
   { name: 'steps', kind: { type: 'int', min: 1 } },
   { name: 'batch', kind: { type: 'int', min: MIN_BATCH, max: MAX_BATCH } },
@@ -57,10 +60,19 @@ export function flagKind(name: string): FlagKind {
   return spec.kind;
 }
 
-/** `name` if it is a dataset of datasets/toy2d.ts, else a UsageError "LABEL: unknown dataset …" (label default --flag). */
+/**
+ * `name` if it is a dataset of datasets/toy2d.ts or an image dataset (datasets/image-names.ts, e.g.
+ * fashion-mnist:7,9), else a UsageError "LABEL: unknown dataset …" (label default --flag).
+ */
 export function checkDataset(flag: string, name: string, label = `--${flag}`): string {
-  if (!Object.hasOwn(DATASETS, name)) {
-    throw new UsageError(`${label}: unknown dataset ${quote(name, 60)}${name.length <= 100 ? suggest(name, Object.keys(DATASETS)) : ''}; accepted: ${Object.keys(DATASETS).join(', ')} (or --data FILE for your own)`);
+  let image = false;
+  try {
+    image = parseImageDataset(name) !== null;
+  } catch (e) {
+    throw new UsageError(`${label}: ${(e as Error).message}`);
+  }
+  if (!image && !Object.hasOwn(DATASETS, name)) {
+    throw new UsageError(`${label}: unknown dataset ${quote(name, 60)}${name.length <= 100 ? suggest(name, [...Object.keys(DATASETS), ...Object.keys(IMAGE_DATASETS)]) : ''}; accepted: ${Object.keys(DATASETS).join(', ')}, ${IMAGE_DATASET_NAMES.join(', ')} (or --data FILE for your own)`);
   }
   return name;
 }

@@ -38,6 +38,8 @@ export interface ReportInput {
   lr: number;
   dataFile?: string | null;
   version?: string;
+  /** Image runs (cli/images.ts): the `images` block of metrics.json. */
+  images?: Record<string, unknown> | null;
 }
 
 export const METHOD_NAMES: Record<string, string> = {
@@ -181,6 +183,42 @@ details summary { cursor:pointer; color:var(--accent); font-size:13px; margin-to
 footer { color:var(--muted); font-size:12px; margin-top:28px; text-align:center; }
 `;
 
+const pct = (v: unknown) => (typeof v === 'number' ? `${fmtNum(100 * v, 3)} %` : '–');
+
+/**
+ * Image runs: the classifier-based metrics (evaluate/images.ts) as cards. The Fréchet score is in
+ * the features of wgflow's own evaluator: comparable between wgflow runs, not to Inception FID.
+ */
+function imageCards(im: Record<string, unknown>): string {
+  const g = im.generation as Record<string, number> | undefined;
+  const t = im.translation as Record<string, number> | undefined;
+  const e = im.evaluator as Record<string, number> | undefined;
+  const f = im.fusion as { level?: string; fallback?: string | null } | undefined;
+  const cards: string[] = [];
+  if (g) {
+    cards.push(metricCard('Fréchet (classifier)', fmtNum(g.frechet), `floor ${fmtNum(g.frechet_floor)} (test images through ${escapeHtml(String(im.model_space))}); not Inception FID`, true));
+    if (g.conditional_accuracy !== undefined) cards.push(metricCard('Conditional accuracy', pct(g.conditional_accuracy), 'samples classified as the class asked for'));
+  }
+  if (t) {
+    cards.push(metricCard('Translated → target class', pct(t.target_class_fraction), `${t.images} test images of class ${t.source_class} (before: ${pct(t.source_images_target_fraction)})`, true));
+    cards.push(metricCard('Pixel distance', fmtNum(t.mean_distance, 3), `source ↔ translation; random pairing ${fmtNum(t.random_pairing_distance, 3)}`));
+  }
+  cards.push(metricCard('Model space', escapeHtml(String(im.model_space)), `${pct(im.explained_variance)} of the pixel variance`));
+  if (e) cards.push(metricCard('Evaluator', pct(e.test_accuracy), `test accuracy; MLP trained by wgflow, ${e.steps} steps`));
+  if (f) cards.push(metricCard('Fusion level', escapeHtml(String(f.level)), f.fallback ? escapeHtml(f.fallback) : 'as asked'));
+  return `<div class="cards">${cards.join('')}</div>`;
+}
+
+function imageFigures(r: ReportInput): string {
+  const translation = !!r.images?.translation;
+  const conditional = (r.images?.generation as Record<string, unknown> | undefined)?.conditional_accuracy !== undefined;
+  return [
+    figure('samples.png', r.pictures, translation ? 'Source test images and their translations' : conditional ? 'Samples by class (a row per class)' : 'Generated images', translation ? '<span>pairs: source (PCA reconstruction), then translation</span>' : conditional ? '<span>row label: the class asked for</span>' : '<span>RK4, 20 steps, from N(0, I)</span>', true),
+    figure('trajectories.png', r.pictures, 'Translation trajectories (t = 0 → 1)', '<span>a row per source image</span>', true),
+    figure('loss.png', r.pictures, 'Training loss', `<span><span class="line" style="background:#93c5fd"></span>reported</span><span><span class="line" style="background:#1d4ed8"></span>smoothed</span>`, true),
+  ].join('');
+}
+
 function metricCard(label: string, value: string, note = '', main = false): string {
   return `<div class="card metric${main ? ' main' : ''}"><div class="label">${escapeHtml(label)}</div><div class="value">${escapeHtml(value)}</div>${note ? `<div class="note">${note}</div>` : ''}</div>`;
 }
@@ -212,8 +250,8 @@ export function renderReport(r: ReportInput): string {
     metricCard('Dispatches / step', fmtNum(res.dispatches_per_step, 3), 'GPU kernels per training step'),
   ].join('');
 
-  const family = r.pictures['trajectories.png'] ? 'cfm' : 'flow';
-  const figs = [
+  const family = r.pictures['trajectories.png'] || r.images ? 'cfm' : 'flow';
+  const figs = r.images ? imageFigures(r) : [
     figure('samples.png', r.pictures, 'Samples vs target', `<span><span class="dot" style="background:#8c8c96"></span>target</span><span><span class="dot" style="background:#2563eb"></span>generated</span>`),
     figure('trajectories.png', r.pictures, 'Trajectories (ODE from source to target)', `<span><span class="dot" style="background:#141414"></span>t = 0</span><span><span class="line" style="background:#8c8c50"></span>path</span><span><span class="dot" style="background:#2563eb"></span>t = 1</span>`),
     figure('density.png', r.pictures, 'Learned density', `<span>exp log p(x), viridis</span>`),
@@ -258,7 +296,7 @@ export function renderReport(r: ReportInput): string {
 <header><div><h1>${escapeHtml(methodName)} · ${task}</h1>
 <div class="sub">${fmtInt(res.steps)} steps · batch ${res.batch} · lr ${fmtNum(r.lr, 6)} · seed ${res.seed} · ${escapeHtml(res.runtime)} runtime · ${escapeHtml(r.finishedAt.toISOString().slice(0, 16).replace('T', ' '))} UTC</div></div>
 <div>${kindBadge}</div></header>
-<div class="cards">${cards}</div>
+<div class="cards">${cards}</div>${r.images ? imageCards(r.images) : ''}
 <div class="figs">${figs}</div>
 <div class="two">
 <section class="card"><h2>Run</h2>${rows(runRows)}</section>

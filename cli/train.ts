@@ -14,6 +14,8 @@ import { DEFAULT_STEPS_GPU, DEFAULT_STEPS_SOFTWARE, TRAIN_HELP } from './help';
 import type { TrainState } from '../train/contract';
 import { ProgressView } from './progress';
 import { checkPictures, outputPath, writeOutput } from './outputs';
+import { isImageDataset } from '../datasets/image-names';
+import { evaluateImageRun } from './images';
 import { METHOD_NAMES, renderReport, type RunResult } from './report';
 import { loadJobs, resolveChromium, runTaskIn } from './runner';
 import type { TaskMessage, TrainFailure, TrainTaskFailure, TrainTaskResult } from './tasks';
@@ -259,7 +261,16 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   // Files: final checkpoint (the trainer's resolved config), pictures, metrics, report.
   // What the task reported is data (from a page, for the browser runtime): only our own picture
   // names are written, and only inside --out (cli/outputs.ts).
-  const pictures = checkPictures(res.pictures);
+  let pictures = checkPictures(res.pictures);
+  // Image runs: the model sampled and judged by the engine-trained evaluator; image grids replace
+  // the 2-D scatter plots (cli/images.ts).
+  let images: Record<string, unknown> | null = null;
+  if (stored.target && isImageDataset(stored.target)) {
+    say('sampling and judging images (evaluator trained by wgflow; cli/images.ts)…');
+    const r = await evaluateImageRun(res.config, res.state.params, stored.target, stored.source, stored.seed, say);
+    pictures = { ...pictures, ...checkPictures(r.pictures) };
+    images = r.metrics;
+  }
   writeCheckpoint(outputPath(out, 'model.safetensors'), { config: res.config, trainConfig: trainConfigJson, state: res.state, runtime, adapter: adapterSummary(res.adapter) });
   for (const [file, bytes] of Object.entries(pictures)) writeOutput(out, file as keyof typeof pictures, bytes);
   const m = res.metrics;
@@ -287,6 +298,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
     ...runRecord,
     // Conditional models with labels: accuracy and W2 per label (cfm/conditional-eval.ts).
     ...(m.conditional ? { conditional: m.conditional } : {}),
+    ...(images ? { images } : {}),
     config: res.config,
     adapter_info: { ...res.adapter, user_agent: userAgent ?? null },
     samples: res.samples,
@@ -308,6 +320,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
     lr: stored.lr,
     dataFile: stored.data_file,
     version: ctx.version,
+    images,
   });
   writeOutput(out, 'report.html', html);
 

@@ -114,8 +114,8 @@ export function imagePca(base: string, k: number, onFit?: (what: string) => void
     pcas.set(file, hit);
     return hit;
   }
-  onFit?.(`fitting a ${k}-component PCA to ${PCA_ROWS} ${base} training images (cached in ${path.dirname(file)})`);
   const train = loadImageSplit(base, 'train');
+  onFit?.(`fitting a ${k}-component PCA to ${Math.min(PCA_ROWS, train.n)} ${base} training images (once; cached in ${path.dirname(file)})`);
   const fit = fitPca(train.images, train.n, dim, k, { maxRows: PCA_ROWS });
   const p: Pca = { ...fit, mean: round32(fit.mean), components: round32(fit.components), variances: round32(fit.variances) };
   try {
