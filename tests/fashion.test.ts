@@ -1,0 +1,131 @@
+/**
+ * Issue 14: Fashion-MNIST as a named dataset of `wgflow train`, on a fixture made here (10 classes
+ * of bars, tests/fixtures/fashion-fixture.ts) through WGFLOW_FASHION_MNIST_DIR, with a private cache
+ * folder and a 10-step evaluator: the names and their errors (exit 2), the PCA cache (same basis
+ * fitted or read), and short end-to-end runs in Node that write image grids and the classifier-based
+ * metrics (generation, translation).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { imageDatasetName, isImageDataset, parseImageDataset } from '../datasets/image-names';
+import { decodePngSize } from '../io/png';
+import { imageGrid, trajectoryStrips } from '../cli/image-pictures';
+import { writeFashionFixture } from './fixtures/fashion-fixture';
+
+const ROOT = path.resolve(__dirname, '..');
+const tmp = mkdtempSync(path.join(tmpdir(), 'wgflow-fashion-'));
+const dir = path.join(tmp, 'data');
+const cache = path.join(tmp, 'cache');
+const env = { ...process.env, WGFLOW_FASHION_MNIST_DIR: dir, WGFLOW_CACHE_DIR: cache, WGFLOW_EVALUATOR_STEPS: '10' };
+
+beforeAll(() => writeFashionFixture(dir));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function wgflow(args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/wgflow.js'), ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 240_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('image dataset names', () => {
+  test('parse to a canonical form (classes sorted, defaults left out)', () => {
+    expect(parseImageDataset('fashion-mnist')).toEqual({ base: 'fashion-mnist', classes: null, latent: 64 });
+    expect(parseImageDataset('fashion-mnist:9,7,7')).toEqual({ base: 'fashion-mnist', classes: [7, 9], latent: 64 });
+    expect(parseImageDataset('fashion-mnist:3@pixels')).toEqual({ base: 'fashion-mnist', classes: [3], latent: 0 });
+    expect(imageDatasetName(parseImageDataset('fashion-mnist:0,1,2,3,4,5,6,7,8,9@pca64')!)).toBe('fashion-mnist');
+    expect(imageDatasetName(parseImageDataset('fashion-mnist:9,7@pca32')!)).toBe('fashion-mnist:7,9@pca32');
+    expect(parseImageDataset('moons')).toBeNull();
+    expect(isImageDataset('fashion-mnist:12')).toBe(false);
+  });
+
+  test.each([
+    ['fashion-mnist:12', /"12" is not a class of fashion-mnist; accepted: .*0–9 \(0 T-shirt\/top, 1 Trouser/],
+    ['fashion-mnist:', /"" is not a class/],
+    ['fashion-mnist@pca0', /representation "pca0" is not accepted; accepted: @pcaK with K from 1 to 783/],
+    ['fashion-mnist@jpeg', /representation "jpeg"/],
+  ])('%s is refused naming the value and what is accepted', (name, re) => {
+    expect(() => parseImageDataset(name)).toThrow(re);
+  });
+});
+
+describe('pictures', () => {
+  test('a grid and strips have the size their layout says, ink dark on light', () => {
+    const px = new Float32Array(5 * 784).fill(-1);
+    px.fill(1, 0, 28); // first row of the first image: full ink
+    const g = imageGrid(px, 28, 2, 3, { scale: 2, gap: 2 });
+    expect([g.width, g.height]).toEqual([2 + 3 * 58, 2 + 2 * 58]);
+    expect(Array.from(g.rgba.subarray(4 * (2 * g.width + 2), 4 * (2 * g.width + 2) + 4))).toEqual([0, 0, 0, 255]);
+    expect(g.rgba[4 * (10 * g.width + 10)]).toBe(255);
+    const s = trajectoryStrips([px, px, px], 28, 4);
+    expect(s.height).toBe(11 + 2 + 4 * 58);
+    expect(s.width).toBe(2 + 3 * 58);
+  });
+});
+
+describe('wgflow train --target fashion-mnist (fixture)', () => {
+  test('bad --classes and mismatched sources exit 2 with a clear message', () => {
+    const bad = wgflow(['train', '--runtime', 'node', '--target', 'fashion-mnist', '--classes', '7,11', '--steps', '2']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--classes: "11" is not a class of fashion-mnist; accepted: a comma-separated list of class numbers 0–9/);
+    expect(bad.err).not.toMatch(/\n\s+at /);
+    const twice = wgflow(['train', '--runtime', 'node', '--target', 'fashion-mnist:7', '--classes', '9', '--steps', '2']);
+    expect(twice.code).toBe(2);
+    expect(twice.err).toMatch(/already names its classes/);
+    const toy = wgflow(['train', '--runtime', 'node', '--target', 'moons', '--classes', '1', '--steps', '2']);
+    expect(toy.code).toBe(2);
+    expect(toy.err).toMatch(/--classes: only image datasets have classes/);
+    const src = wgflow(['train', '--runtime', 'node', '--source', 'fashion-mnist:7', '--target', 'moons', '--steps', '2']);
+    expect(src.code).toBe(2);
+    expect(src.err).toMatch(/an image source translates to an image target of the same dataset/);
+    const flow = wgflow(['train', '--runtime', 'node', '--method', 'realnvp', '--target', 'fashion-mnist', '--steps', '2']);
+    expect(flow.code).toBe(2);
+    expect(flow.err).toMatch(/image datasets train with the flow-matching methods/);
+  });
+
+  test('generation: trains on PCA codes, writes an image grid and the Fréchet score; the PCA is cached', () => {
+    const out = path.join(tmp, 'gen');
+    const r = wgflow(['train', '--runtime', 'node', '--target', 'fashion-mnist@pca8', '--classes', '1,2,3', '--steps', '30', '--batch', '32', '--option', 'hidden=32,32', '--out', out]);
+    expect(r.code, r.err).toBe(0);
+    const m = JSON.parse(readFileSync(path.join(out, 'metrics.json'), 'utf8'));
+    expect(m.target).toBe('fashion-mnist:1,2,3@pca8');
+    expect(m.source).toBe('gaussian');
+    expect(m.config.dim).toBe(8);
+    expect(m.config.fusion).toBe('layer');
+    expect(m.images.model_space).toBe('pca8');
+    expect(m.images.explained_variance).toBeGreaterThan(0.5);
+    expect(m.images.evaluator.steps).toBe(10);
+    expect(m.images.generation.frechet).toBeGreaterThan(0);
+    expect(m.images.generation.frechet_floor).toBeLessThan(m.images.generation.frechet);
+    expect(m.images.generation.samples).toBe(1000);
+    expect(m.images.generation.class_fractions.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 6);
+    const png = readFileSync(path.join(out, 'samples.png'));
+    expect(decodePngSize(png)).toEqual({ width: 2 + 12 * 58, height: 2 + 8 * 58 });
+    const html = readFileSync(path.join(out, 'report.html'), 'utf8');
+    expect(html).toMatch(/Fréchet \(classifier\)/);
+    expect(html).toMatch(/not Inception FID/);
+    expect(html).toMatch(/Generated images/);
+    // One PCA basis and one evaluator in the cache, used by the next run without fitting again.
+    expect(readdirSync(cache).filter((f) => f.includes('-pca8-'))).toHaveLength(1);
+    expect(readdirSync(cache).filter((f) => f.includes('-evaluator-s10-'))).toHaveLength(1);
+  }, 240_000);
+
+  test('translation: --source fashion-mnist:1 --target fashion-mnist:6 writes strips and the translation metrics', () => {
+    const out = path.join(tmp, 'tr');
+    const r = wgflow(['train', '--runtime', 'node', '--source', 'fashion-mnist:1@pca8', '--target', 'fashion-mnist:6@pca8', '--steps', '60', '--batch', '32', '--option', 'hidden=32,32', '--out', out]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).not.toMatch(/fitting/); // the basis of the previous test, from the cache
+    const m = JSON.parse(readFileSync(path.join(out, 'metrics.json'), 'utf8'));
+    const t = m.images.translation;
+    expect(t).toMatchObject({ source_class: 1, target_class: 6, images: 10 });
+    expect(t.source_images_target_fraction).toBe(0);
+    for (const k of ['target_class_fraction', 'mean_distance', 'random_pairing_distance']) expect(Number.isFinite(t[k])).toBe(true);
+    expect(existsSync(path.join(out, 'trajectories.png'))).toBe(true);
+    expect(decodePngSize(readFileSync(path.join(out, 'trajectories.png')))).toEqual({ width: 2 + 9 * 58, height: 11 + 2 + 10 * 58 });
+    expect(readFileSync(path.join(out, 'report.html'), 'utf8')).toMatch(/Translated → target class/);
+    // The checkpoint alone names the data: --resume continues it.
+    const more = wgflow(['train', '--runtime', 'node', '--out', out, '--resume', '--steps', '70']);
+    expect(more.code, more.err).toBe(0);
+  }, 240_000);
+});
