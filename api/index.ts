@@ -14,18 +14,19 @@ import type { RuntimeOptions } from '../engine';
 import { Rng } from '../engine/philox';
 import { DATASETS, getDataset } from '../datasets/toy2d';
 import { decodeCheckpoint, encodeCheckpoint, readCheckpoint as readCheckpointFile, writeCheckpoint as writeCheckpointFile, type DecodedCheckpoint } from '../train/checkpoint';
-import type { DataMatrix, Method, Progress, TrainOutcome, TrainState } from '../train/contract';
+import type { DataMatrix, LabelSet, Method, Progress, TrainOutcome, TrainState } from '../train/contract';
 import type { EvalResult, Solver } from '../train/methods';
 import { trainConfig, type TrainSpec } from '../train/options';
 import { getMethod } from '../train/registry';
 
-export { CFM_METHODS, FLOW_METHODS, type CfmMethod, type DataMatrix, type FlowMethod, type Method, type Progress, type TrainConfig, type TrainOutcome, type TrainState } from '../train/contract';
+export { CFM_METHODS, FLOW_METHODS, type CfmMethod, type Condition, type ConditionalMetrics, type LabelSet, type DataMatrix, type FlowMethod, type Method, type Progress, type TrainConfig, type TrainOutcome, type TrainState } from '../train/contract';
 export { SOLVERS, type EvalResult, type Solver } from '../train/methods';
 export { ALL_METHODS, MAX_BATCH, TRAIN_DEFAULTS, trainConfig, type TrainSpec } from '../train/options';
 export { CHECKPOINT_FORMAT, NonFiniteCheckpointError, decodeCheckpoint, encodeCheckpoint, type CheckpointContents, type DecodedCheckpoint } from '../train/checkpoint';
 export { DeviceLostError, NonFiniteError, type AdapterReport, type RuntimeOptions } from '../engine';
 export { DATASETS, type DatasetInfo } from '../datasets/toy2d';
 export { parseCsv, parseNpy, encodeCsv, encodeNpy } from '../datasets/files';
+export { splitLabelColumn } from '../datasets/labels';
 
 /** A trained model: what sampling and evaluation need (also what a checkpoint holds). */
 export interface Model {
@@ -100,13 +101,19 @@ export interface SampleOptions {
   /** Flow matching: the ODE solver (default rk4) and its steps (default 100). */
   solver?: Solver;
   solverSteps?: number;
+  /** Conditional models (options.condition 'labels'): each sample's label, or labels cycled through (default: every class in turn). */
+  labels?: ArrayLike<number>;
+  /** Conditional models ('context'): n context rows. */
+  context?: Float32Array;
+  /** Conditional flow matching: classifier-free guidance scale (default 1; 0 = unconditional). */
+  guidance?: number;
 }
 
-/** n samples of a trained model (n × dim, in the data's units). */
-export async function sample(model: Model, opts: SampleOptions): Promise<DataMatrix> {
+/** n samples of a trained model (n × dim, in the data's units); a conditional model's with each sample's `labels`. */
+export async function sample(model: Model, opts: SampleOptions): Promise<DataMatrix & { labels?: Int32Array }> {
   await ensureDevice();
-  const r = await getMethod(model.method).sample({ config: model.config, params: model.params, step: model.step }, { n: opts.n, seed: opts.seed ?? 0, solver: opts.solver, solverSteps: opts.solverSteps });
-  return r.samples;
+  const r = await getMethod(model.method).sample({ config: model.config, params: model.params, step: model.step }, { n: opts.n, seed: opts.seed ?? 0, solver: opts.solver, solverSteps: opts.solverSteps, labels: opts.labels, context: opts.context, guidance: opts.guidance });
+  return r.labels ? { ...r.samples, labels: r.labels } : r.samples;
 }
 
 export interface EvaluateOptions {
@@ -118,12 +125,16 @@ export interface EvaluateOptions {
   seed?: number;
   solver?: Solver;
   solverSteps?: number;
+  /** A conditional model evaluated on data: the rows' labels. */
+  labels?: LabelSet;
+  /** Conditional flow matching: classifier-free guidance scale (default 1). */
+  guidance?: number;
 }
 
-/** W2 against the target, NPE (flow matching) and NLL of a trained model. */
+/** W2 against the target, NPE (flow matching) and NLL of a trained model; per-label accuracy and W2 of a conditional one. */
 export async function evaluate(model: Model, opts: EvaluateOptions = {}): Promise<EvalResult> {
   await ensureDevice();
-  return getMethod(model.method).evaluate({ config: model.config, params: model.params, step: model.step }, { target: opts.target ?? null, data: opts.data, n: opts.n ?? 2048, seed: opts.seed ?? 0, solver: opts.solver, solverSteps: opts.solverSteps });
+  return getMethod(model.method).evaluate({ config: model.config, params: model.params, step: model.step }, { target: opts.target ?? null, data: opts.data, n: opts.n ?? 2048, seed: opts.seed ?? 0, solver: opts.solver, solverSteps: opts.solverSteps, labels: opts.labels, guidance: opts.guidance });
 }
 
 /** n points of a toy dataset (SPEC §2), as the trainers draw them (Philox, keyed by seed). */
