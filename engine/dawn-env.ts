@@ -33,7 +33,11 @@ export const XDG_PREFIX = 'wgflow-xdg-';
 
 type Fs = typeof import('node:fs');
 
-function builtin<T>(id: string): T {
+/**
+ * A Node built-in through process.getBuiltinModule, not an import: bundlers then leave it out of
+ * browser bundles (a page bundle of wgflow needs no `--external:node:*`).
+ */
+export function builtin<T>(id: string): T {
   const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
   const mod = proc?.getBuiltinModule?.(id);
   if (!mod) throw new Error(`${id} is unavailable: Dawn's environment is a Node.js (>= 20.16) matter`);

@@ -5,7 +5,7 @@
  * Chromium ships (SPEC §1), so tests and CI run real WebGPU on the CPU.
  */
 import type { AdapterReport } from './backend';
-import { prepareDawnEnvironment, SWIFTSHADER_ICD_PATHS } from './dawn-env';
+import { builtin, prepareDawnEnvironment, SWIFTSHADER_ICD_PATHS } from './dawn-env';
 import { WebGPUBackend } from './webgpu-backend';
 
 export interface RuntimeOptions {
@@ -57,7 +57,7 @@ async function nodeAdapter(opts: RuntimeOptions): Promise<GPUAdapter> {
   };
   let adapter = await request();
   if (!adapter && !opts.vulkanIcd) {
-    const { existsSync } = await import('node:fs');
+    const { existsSync } = builtin<typeof import('node:fs')>('node:fs');
     const icd = SWIFTSHADER_ICD_PATHS.find((p) => existsSync(p));
     if (icd && env.VK_ICD_FILENAMES !== icd) {
       env.VK_ICD_FILENAMES = icd;
