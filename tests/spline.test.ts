@@ -4,7 +4,8 @@
  * R.rqspline) in value and in the gradients of all four inputs (central differences of the
  * reference, tests/helpers.ts checkOp) on awkward shapes — rows 1, 7, 257 (not a multiple of the
  * 64-thread workgroup), K = 1, 3, 8 — with points in both tails, exactly on bin edges and at ±B;
- * inverse ∘ forward = identity with opposite log-determinants; bad shapes rejected by name.
+ * inverse ∘ forward = identity with opposite log-determinants; bad shapes rejected by name; the nsf
+ * method's options (resolved, stored, checked on read) and its exact resume in both variants.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../engine';
@@ -15,6 +16,8 @@ import { Ref } from '../engine/reference';
 import { SPLINE_MINIMA, splineVjp } from '../engine/spline';
 import { resolveArch } from '../flows/build';
 import { checkModelConfig } from '../cli/stored-config';
+import { flowJob } from '../train/registry';
+import type { TrainConfig, TrainState } from '../train/contract';
 import { checkOp, expectClose, gpu, rand, up } from './helpers';
 
 const data = new Rng(4242);
@@ -206,4 +209,22 @@ describe('nsf options: resolved, stored in checkpoints and checked on read', () 
     (rnvp.arch as unknown as Record<string, unknown>).bins = 8;
     expect(() => checkModelConfig('realnvp', rnvp, params)).toThrow(/bins: 8 is not accepted; accepted: no value: the option applies to method nsf only/);
   });
+});
+
+describe('nsf training: checkpoint and exact resume through the training driver', () => {
+  for (const variant of ['coupling', 'autoregressive'] as const) {
+    it(`${variant}: 3 steps + resume 3 steps gives the parameters of 6 uninterrupted steps`, async () => {
+      const c: TrainConfig = { method: 'nsf', source: null, target: 'checkerboard', steps: 6, batch: 32, lr: 1e-2, seed: 0, options: { variant, bins: 4, layers: 2, hidden: [8], testSize: 64, grid: 4, w2: false } };
+      const full = await flowJob.run(c);
+      let mid: TrainState | null = null;
+      await flowJob.run(c, { checkpointEvery: 3, onCheckpoint: (s) => { if (s.step === 3) mid = s; } });
+      expect(mid!.step).toBe(3);
+      const resumed = await flowJob.run(c, {}, mid!);
+      expect(resumed.state.step).toBe(6);
+      expect(Object.keys(full.state.params).some((n) => n.includes(variant === 'coupling' ? 'spline_coupling' : 'spline_ar'))).toBe(true);
+      for (const [name, p] of Object.entries(full.state.params)) expectClose(resumed.state.params[name]!.data, p.data, { atol: 1e-6, rtol: 1e-6 }, name);
+      expect(Number.isFinite(full.metrics.nll)).toBe(true);
+      expect(resumed.metrics.nll).toBeCloseTo(full.metrics.nll!, 5);
+    });
+  }
 });
