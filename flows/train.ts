@@ -24,7 +24,8 @@
  * same batches as an uninterrupted one.
  *
  * Options (cfg.options): layers, hidden, activation, scaleBound, linear ('lu' | 'dense', glow),
- * base ('standard' | 'diag'), actnorm (true), contextDim (flows/build.ts ARCH_OPTIONS), schedule
+ * base ('standard' | 'diag'), actnorm (true), contextDim, nsf's variant, bins, bound (flows/build.ts
+ * ARCH_OPTIONS), schedule
  * ('cosine' | 'constant'), testSize (toy test set, 10 000), testFraction (file data, 0.1), grid
  * (density picture cells per side, 128), w2 (compute W2 against target samples, true), chunk (rows
  * per gradient chunk, off), condition ('none' | 'labels' | 'context': train/options.ts; the flow
