@@ -79,8 +79,8 @@ export async function ensureDevice(runtime: RuntimeOptions['runtime'] = 'auto'):
 }
 
 /**
- * Trains a flow-matching model (otcfm, icfm, fm, sbcfm, vpcfm) or a normalizing flow (realnvp,
- * nice, glow, planar, radial, maf), then evaluates it (W2, NPE, NLL as the method has them).
+ * Trains a flow-matching model (otcfm, icfm, fm, sbcfm, vpcfm, sf2m) or a normalizing flow (realnvp,
+ * nice, glow, planar, radial, maf, nsf), then evaluates it (W2, NPE, NLL as the method has them).
  * Defaults and checks are train/options.ts's and the family's: a bad value is a RangeError naming
  * it and what is accepted.
  */

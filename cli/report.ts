@@ -3,6 +3,7 @@
  * metrics, the pictures, the configuration and the adapter that ran it.
  */
 import type { AdapterReport } from '../engine/backend';
+import type { Method } from '../train/contract';
 
 export interface RunResult {
   type: 'result';
@@ -42,7 +43,8 @@ export interface ReportInput {
   images?: Record<string, unknown> | null;
 }
 
-export const METHOD_NAMES: Record<string, string> = {
+/** Display names; typed by the method list, so a new method without a name fails `tsc`. */
+export const METHOD_NAMES: Record<Method, string> = {
   otcfm: 'OT-CFM',
   icfm: 'I-CFM',
   fm: 'FM (Lipman et al.)',
@@ -55,6 +57,7 @@ export const METHOD_NAMES: Record<string, string> = {
   planar: 'Planar flow',
   radial: 'Radial flow',
   maf: 'MAF',
+  nsf: 'Neural spline flow',
 };
 
 /** SPEC §5.1: torchcfm on the CPU (PyTorch, 2 cores, batch 256). */
@@ -235,7 +238,7 @@ function figure(file: string, pictures: Record<string, Uint8Array>, title: strin
 
 export function renderReport(r: ReportInput): string {
   const res = r.result;
-  const methodName = METHOD_NAMES[res.method] ?? res.method;
+  const methodName = (METHOD_NAMES as Record<string, string>)[res.method] ?? res.method;
   const task = res.source ? `${escapeHtml(res.source)}<span class="arrow">→</span>${escapeHtml(res.target ?? r.dataFile ?? 'data')}` : escapeHtml(res.target ?? r.dataFile ?? 'data');
   const kindBadge = `<span class="badge ${r.adapter.kind === 'software' ? 'sw' : 'hw'}">${escapeHtml(`${r.adapter.vendor} ${r.adapter.architecture}`)} · ${escapeHtml(r.adapter.kind)}</span>`;
   const ref = referenceFor(res);
