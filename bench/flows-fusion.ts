@@ -4,6 +4,8 @@
  * flows/train.ts (−mean log p on the tape, Adam, loss into the ring; one flush). Dispatches per step
  * from the engine counters; ms/step as the median over rounds of `steps` steps each (synced at the
  * ends), levels alternated round by round (layer, mlp, ops, layer, mlp, ops, …) on one adapter.
+ * At 'mlp' (and 'step') each coupling / MAF layer is one fused `flowLayer` dispatch with the ActNorm
+ * and the base folded in (flows/flow.ts); at 'layer' and 'ops' the layers run op by op.
  *
  *   node scripts/run-ts.mjs bench/flows-fusion.ts [--steps 20] [--rounds 3] [--levels ops,layer,mlp] [--models realnvp,maf] [--profile]
  *

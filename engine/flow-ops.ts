@@ -27,6 +27,11 @@ export interface FlowLayerOptions {
   tail?: 'state' | 'normal';
   /** An ActNorm folded in front: x ← x ⊙ exp(s) + b. */
   pre?: { s: Tensor; b: Tensor };
+  /**
+   * Per layer, whether its mask is all ones, which the kernel then skips. The caller vouches for it
+   * (the masks are constants it built; the GPU values are not read back to check).
+   */
+  onesMasks?: readonly boolean[];
 }
 
 function need(t: unknown, what: string): Tensor {
@@ -61,7 +66,7 @@ export function flowLayer(h: Tensor, layers: readonly MlpLayer[], o: FlowLayerOp
   const params: FlowLayerParams = {
     activation, layers: layers.length, contextCols: ctx ? ctx.shape[1]! : 0, masked,
     head: o.head, dim: D, keep: o.keep ? Array.from(o.keep) : null, scaleBound: o.scaleBound ?? 3,
-    stateIn: h.shape[1] === D + 1, tail, pre: !!o.pre,
+    stateIn: h.shape[1] === D + 1, tail, pre: !!o.pre, onesMasks: o.onesMasks ? [...o.onesMasks] : null,
   };
   checkFlowLayer(inputs, params);
   const dims = [D + params.contextCols, ...layers.map((l) => l.w.shape[1]!)];

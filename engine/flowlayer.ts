@@ -30,6 +30,8 @@ export interface FlowLayerParams extends MlpParams {
   tail: 'state' | 'normal';
   /** An ActNorm's log-scale and shift follow the masks. */
   pre: boolean;
+  /** Per layer, whether its constant mask is all ones (the kernel then skips it); null: none is. */
+  onesMasks: boolean[] | null;
 }
 
 interface Parts {
@@ -67,6 +69,7 @@ export function checkFlowLayer(inputs: readonly Tensor[], p: FlowLayerParams): v
     throw new Error(`flowLayer ${p.head}: ${p.head === 'maf' ? 'takes no coupling mask' : `needs a 0/1 coupling mask of ${D} entries`}`);
   }
   if (!(p.scaleBound > 0) || !Number.isFinite(p.scaleBound)) throw new RangeError(`flowLayer: scaleBound must be a positive number, got ${p.scaleBound}`);
+  if (p.onesMasks && (!p.masked || p.onesMasks.length !== p.layers)) throw new Error(`flowLayer: onesMasks needs one flag per masked layer (${p.layers})`);
   if (pt.pre) for (const [name, t] of [['log-scale', pt.pre.s], ['shift', pt.pre.b]] as const) if (t.rank !== 1 || t.shape[0] !== D) throw new Error(`flowLayer: the ActNorm ${name} must be [${D}], got ${fmt(t.shape)}`);
 }
 
@@ -108,7 +111,7 @@ function describe(pt: Parts, p: FlowLayerParams, samples: number, extra: Tensor[
   if (pre) i += 2;
   const dims = mlpDims({ x: pt.h, ctx: pt.ctx, ws: pt.ws, bs: pt.bs, masks: pt.masks });
   const net: MlpDesc = { batch: pt.h.shape[0]!, dims, contextCols: p.contextCols, activation: p.activation, slots: buffers.length, x, ctx, w, b, mask, samples };
-  const desc: FlowHeadDesc = { net, head: p.head, dim: p.dim, keep: p.keep, scaleBound: p.scaleBound, stateIn: p.stateIn, tail: p.tail, pre };
+  const desc: FlowHeadDesc = { net, head: p.head, dim: p.dim, keep: p.keep, scaleBound: p.scaleBound, stateIn: p.stateIn, tail: p.tail, pre, onesMasks: p.onesMasks };
   return { desc, buffers, extraRefs: refs.slice(i), scratch };
 }
 

@@ -30,6 +30,11 @@ export class ActNorm implements Bijection {
     return { x: mul(sub(y, this.store.get(this.shift)), exp(affine(s, -1))), logDet: perRow(affine(sum(s), -1), rows) };
   }
 
+  /** The log-scale and shift, for folding into the next fused layer (Flow's fused path). */
+  fusedPre(): { s: Tensor; b: Tensor } {
+    return { s: this.store.get(this.logScale), b: this.store.get(this.shift) };
+  }
+
   /** s = −log σ, b = −μ/σ per coordinate of the batch x (σ floored at 1e-6). */
   async dataInit(x: Tensor): Promise<void> {
     const rows = checkRows(this.kind, x, this.dim);

@@ -8,12 +8,16 @@
  * The log-scale is soft-clamped to (−B, B) (B = `scaleBound`, default 3): tanh keeps the gradient at
  * ŝ = 0 equal to 1 while stopping one layer from blowing a scale up (Glow's and nflows' remedy for
  * the instability of the unbounded exp(s) of the original RealNVP).
+ *
+ * `fusedSpec` describes the layer to Flow's fused path (fusion level 'mlp' and above): conditioner
+ * and transform in one `flowLayer` dispatch (kernels/mlp/heads.ts), the same formulas.
  */
 import { add, affine, exp, keep, mul, slice, sub, sum, tanh, tensor, type Tensor } from '../engine';
 import type { Rng } from '../engine/philox';
 import { checkContext, checkRows, zeroLogDet, type Bijection, type Forward, type Inverse } from './bijection';
 import { MLP, type MLPOptions } from './nets';
 import type { ParamStore } from './params';
+import type { FusedSpec } from './flow';
 
 export type MaskKind = 'half' | 'alternate';
 
@@ -44,6 +48,7 @@ abstract class Coupling implements Bijection {
   protected readonly maskT: Tensor;
   /** 1 − m. */
   protected readonly invT: Tensor;
+  private readonly keepMask: Float32Array;
 
   constructor(store: ParamStore, prefix: string, readonly dim: number, opts: CouplingOptions, rng: Rng, outMult: number) {
     if (opts.mask.length !== dim) throw new Error(`coupling: mask has ${opts.mask.length} entries for dimension ${dim}`);
@@ -51,6 +56,7 @@ abstract class Coupling implements Bijection {
     if (ones === 0 || ones === dim) throw new Error('coupling: the mask must keep at least one coordinate and transform at least one');
     this.contextDim = opts.contextDim ?? 0;
     this.net = new MLP(store, `${prefix}.net`, dim + this.contextDim, outMult * dim, opts, rng);
+    this.keepMask = Float32Array.from(opts.mask);
     this.maskT = keep(tensor(opts.mask));
     this.invT = keep(tensor(opts.mask.map((v) => 1 - v)));
   }
@@ -62,6 +68,10 @@ abstract class Coupling implements Bijection {
 
   abstract forward(x: Tensor, context?: Tensor): Forward;
   abstract inverse(y: Tensor, context?: Tensor): Inverse;
+
+  protected spec(head: 'affine' | 'additive', scaleBound: number): FusedSpec {
+    return { head, keep: this.keepMask, scaleBound, activation: this.net.opts.activation, layers: this.net.layers() };
+  }
 
   dispose(): void {
     this.maskT.dispose();
@@ -83,6 +93,10 @@ export class AdditiveCoupling extends Coupling {
 
   forward(x: Tensor, context?: Tensor): Forward {
     return { y: add(x, this.shift(x, context)), logDet: zeroLogDet(x.shape[0]!) };
+  }
+
+  fusedSpec(): FusedSpec {
+    return this.spec('additive', 1);
   }
 
   inverse(y: Tensor, context?: Tensor): Inverse {
@@ -116,6 +130,10 @@ export class AffineCoupling extends Coupling {
   forward(x: Tensor, context?: Tensor): Forward {
     const { s, t } = this.st(x, context);
     return { y: add(mul(x, exp(s)), t), logDet: sum(s, 1) };
+  }
+
+  fusedSpec(): FusedSpec {
+    return this.spec('affine', this.scaleBound);
   }
 
   inverse(y: Tensor, context?: Tensor): Inverse {

@@ -10,12 +10,45 @@
  * Every method is differentiable through the tape and returns tensors the caller owns; the
  * intermediates are released by an inner scope. A flow is conditional when its conditioner layers
  * are (`contextDim > 0`): the context is then required and passed to those layers.
+ *
+ * The normalizing direction is fused at fusion level 'mlp' and above: each coupling or MAF layer
+ * (`fusedSpec`) runs as one `flowLayer` dispatch on the row state [h, log|det|] (two for its
+ * gradients; kernels/mlp/heads.ts), an ActNorm just before such a layer is folded into it, and
+ * logProb folds the standard-normal base into the last layer, so a RealNVP or MAF training step
+ * costs a few dispatches per layer instead of ~30. Other layers (permutations, LU, planar, …) run
+ * op by op between fused runs. Below 'mlp' every layer runs op by op; both paths compute the same
+ * numbers (tests/fusion-levels.test.ts). The generative direction (sampling) is always op by op.
  */
-import { add, getBackend, noGrad, scope, sub, withFusion, zeros, type FusionLevel, type GpuRng, type Tensor } from '../engine';
+import { add, concat, flowLayer, flowLayerFits, fusionAtLeast, getBackend, noGrad, reshape, scope, slice, sub, withFusion, zeros, type FusionLevel, type GpuRng, type MlpLayer, type Tensor } from '../engine';
+import type { Activation } from '../engine/prims';
 import { fmt } from '../engine/shape';
+import { ActNorm } from './actnorm';
 import { checkRows, type Bijection } from './bijection';
-import type { BaseDistribution } from './base';
+import { StandardNormal, type BaseDistribution } from './base';
 import type { ParamStore } from './params';
+
+/** How a layer runs as one fused `flowLayer` op (engine/flow-ops.ts). */
+export interface FusedSpec {
+  head: 'affine' | 'additive' | 'maf';
+  /** Couplings: 1 = conditioning coordinate; null for maf. */
+  keep: Float32Array | null;
+  scaleBound: number;
+  activation: Activation;
+  layers: MlpLayer[];
+  /** MADE: per layer, whether its mask is all ones (skipped by the kernel). */
+  onesMasks?: readonly boolean[];
+}
+
+/** The fused spec of a layer at the current fusion level, or null (op by op). */
+function fusedSpecOf(l: Bijection | undefined, dim: number): FusedSpec | null {
+  const f = l as (Bijection & { fusedSpec?: () => FusedSpec }) | undefined;
+  if (!f || typeof f.fusedSpec !== 'function' || !fusionAtLeast('mlp')) return null;
+  const spec = f.fusedSpec();
+  return flowLayerFits([dim + f.contextDim, ...spec.layers.map((k) => k.w.shape[1]!)]) ? spec : null;
+}
+
+/** The flow's position along the normalizing chain: op-by-op tensors, or one fused row state. */
+type Cur = { x: Tensor; ld: Tensor | null; state: null } | { state: Tensor };
 
 export class Flow {
   readonly dim: number;
@@ -61,15 +94,50 @@ export class Flow {
   forward(x: Tensor, context?: Tensor): { z: Tensor; logDet: Tensor } {
     this.checkIn(x, context, 'x');
     return this.at(() => scope(() => {
-      let h = x;
-      let ld: Tensor | null = null;
-      for (const l of this.layers) {
-        const r = l.forward(h, this.ctxFor(l, context));
-        h = r.y;
-        ld = ld ? add(ld, r.logDet) : r.logDet;
-      }
+      const cur = this.chain(x, context, false);
+      const { x: h, ld } = this.unfuse(cur);
       return { z: h === x ? add(x, 0) : h, logDet: ld ?? zeros([x.shape[0]!]) };
     }));
+  }
+
+  /**
+   * The layers in the normalizing direction from x. With `normal`, a fused last layer ends in the
+   * standard-normal base: the result is then the state [B, 1] = log p(x).
+   */
+  private chain(x: Tensor, context: Tensor | undefined, normal: boolean): Cur {
+    const D = this.dim;
+    let cur: Cur = { x, ld: null, state: null };
+    const n = this.layers.length;
+    for (let i = 0; i < n; i++) {
+      const l = this.layers[i]!;
+      let spec = fusedSpecOf(l, D);
+      let pre: { s: Tensor; b: Tensor } | undefined;
+      const next = fusedSpecOf(this.layers[i + 1], D);
+      if (!spec && l instanceof ActNorm && next) {
+        pre = l.fusedPre(); // folded into the next layer
+        spec = next;
+        i++;
+      }
+      const layer = this.layers[i]!;
+      if (!spec) {
+        const { x: h, ld } = this.unfuse(cur);
+        const r = layer.forward(h, this.ctxFor(layer, context));
+        cur = { x: r.y, ld: ld ? add(ld, r.logDet) : r.logDet, state: null };
+        continue;
+      }
+      const input: Tensor = cur.state === null ? (cur.ld ? concat([cur.x, reshape(cur.ld, [cur.x.shape[0]!, 1])], 1) : cur.x) : cur.state;
+      const tail = normal && i === n - 1 && this.base instanceof StandardNormal ? 'normal' : 'state';
+      const ctx = this.ctxFor(layer, context);
+      cur = { state: flowLayer(input, spec.layers, { head: spec.head, dim: D, keep: spec.keep, scaleBound: spec.scaleBound, activation: spec.activation, context: ctx, tail, pre, onesMasks: spec.onesMasks }) };
+    }
+    return cur;
+  }
+
+  /** Op-by-op tensors from a fused state [B, D + 1]: x and the log-det. */
+  private unfuse(cur: Cur): { x: Tensor; ld: Tensor | null } {
+    if (!cur.state) return cur;
+    const B = cur.state.shape[0]!;
+    return { x: slice(cur.state, [0, 0], [B, this.dim]), ld: reshape(slice(cur.state, [0, this.dim], [B, 1]), [B]) };
   }
 
   /** Generative direction: x = f⁻¹(z) and Σ log|det ∂f⁻¹/∂z| per row. */
@@ -95,10 +163,14 @@ export class Flow {
 
   /** log p(x | context) per row, [B]. */
   logProb(x: Tensor, context?: Tensor): Tensor {
-    return scope(() => {
-      const { z, logDet } = this.forward(x, context);
-      return add(this.base.logProb(z), logDet);
-    });
+    this.checkIn(x, context, 'x');
+    return this.at(() => scope(() => {
+      const cur = this.chain(x, context, true);
+      if (cur.state && cur.state.shape[1] === 1) return reshape(cur.state, [x.shape[0]!]);
+      const { x: z, ld } = this.unfuse(cur);
+      const lp = this.base.logProb(z);
+      return ld ? add(lp, ld) : lp;
+    }));
   }
 
   /** n samples [n, D] (with a context: one per context row, n = its row count). */

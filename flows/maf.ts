@@ -14,6 +14,7 @@ import type { Rng } from '../engine/philox';
 import { checkContext, checkRows, type Bijection, type Forward, type Inverse } from './bijection';
 import { MADE, type MLPOptions } from './nets';
 import type { ParamStore } from './params';
+import type { FusedSpec } from './flow';
 
 export interface MAFOptions extends MLPOptions {
   /** Degrees of the coordinates, a permutation of 1..D (default 1..D; 'reverse' flips it). */
@@ -54,6 +55,11 @@ export class MAFLayer implements Bijection {
     const ctx = checkContext(this.kind, context, this.contextDim, rows);
     const { mu, a } = this.shiftLogScale(x, ctx, rows);
     return { y: mul(sub(x, mu), exp(affine(a, -1))), logDet: affine(sum(a, 1), -1) };
+  }
+
+  /** For Flow's fused path: MADE and the transform in one `flowLayer` dispatch (kernels/mlp/heads.ts). */
+  fusedSpec(): FusedSpec {
+    return { head: 'maf', keep: null, scaleBound: this.scaleBound, activation: this.made.opts.activation, layers: this.made.layers(), onesMasks: this.made.onesMasks };
   }
 
   inverse(z: Tensor, context?: Tensor): Inverse {

@@ -2,7 +2,8 @@
  * Conditioner networks: a plain MLP (coupling layers) and MADE (masked autoencoder for
  * distribution estimation, Germain et al. 2015) for MAF, both through the engine's `mlp` (the whole
  * network in one dispatch and its gradient in two at fusion level 'mlp' and above; one `linear` per
- * layer at 'layer'; matmul → add → activation at 'ops'). MADE's constant 0/1 masks multiply the
+ * layer at 'layer'; matmul → add → activation at 'ops'; Flow's fused path hands `layers()` to the
+ * `flowLayer` primitive instead). MADE's constant 0/1 masks multiply the
  * weights, so a masked connection has an exactly zero weight and an exactly zero gradient; they live
  * in one buffer (views per layer), so the network binds them once.
  */
@@ -42,10 +43,14 @@ export class MLP {
     }
   }
 
+  /** The dense layers (parameter views), for `mlp` and the fused flow layers. */
+  layers(): MlpLayer[] {
+    return this.ws.map((w, l) => ({ w: this.store.get(w), b: this.store.get(this.bs[l]!) }));
+  }
+
   /** The network on [x, context]. */
   apply(x: Tensor, context?: Tensor): Tensor {
-    const layers: MlpLayer[] = this.ws.map((w, l) => ({ w: this.store.get(w), b: this.store.get(this.bs[l]!) }));
-    return mlp(x, layers, { activation: this.opts.activation, context });
+    return mlp(x, this.layers(), { activation: this.opts.activation, context });
   }
 }
 
@@ -59,6 +64,8 @@ export class MADE {
   private readonly ws: string[] = [];
   private readonly bs: string[] = [];
   readonly masks: Tensor[] = [];
+  /** Per layer, whether its mask is all ones (the fused kernels skip such masks). */
+  readonly onesMasks: boolean[] = [];
   /** Degree of each input (by column). */
   readonly degrees: number[];
 
@@ -81,6 +88,7 @@ export class MADE {
       const m = new Float32Array(a.length * b.length);
       for (let i = 0; i < a.length; i++) for (let j = 0; j < b.length; j++) m[i * b.length + j] = (last ? b[j]! > a[i]! : b[j]! >= a[i]!) ? 1 : 0;
       maskData.push(m);
+      this.onesMasks.push(m.every((v) => v === 1));
       this.ws.push(store.add(`${prefix}.${l}.w`, [a.length, b.length], glorot(a.length, b.length, rng, last ? (opts.lastGain ?? 0.01) : 1)));
       this.bs.push(store.add(`${prefix}.${l}.b`, [b.length], new Float32Array(b.length)));
     }
@@ -101,9 +109,13 @@ export class MADE {
     flat.dispose();
   }
 
+  /** The masked dense layers (parameter views and constant masks). */
+  layers(): MlpLayer[] {
+    return this.ws.map((w, l) => ({ w: this.store.get(w), b: this.store.get(this.bs[l]!), mask: this.masks[l]! }));
+  }
+
   apply(x: Tensor, context?: Tensor): Tensor {
-    const layers: MlpLayer[] = this.ws.map((w, l) => ({ w: this.store.get(w), b: this.store.get(this.bs[l]!), mask: this.masks[l]! }));
-    return mlp(x, layers, { activation: this.opts.activation, context });
+    return mlp(x, this.layers(), { activation: this.opts.activation, context });
   }
 
   dispose(): void {

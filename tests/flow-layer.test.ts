@@ -34,6 +34,8 @@ interface Case {
   stateIn?: boolean;
   tail?: 'state' | 'normal';
   pre?: boolean;
+  /** maf: per layer, an all-ones mask the kernel is told to skip. */
+  ones?: boolean[];
 }
 
 const outMult = (h: FlowHead) => (h === 'additive' ? 1 : 2);
@@ -50,7 +52,7 @@ function inputsOf(c: Case): Ref[] {
     const s = 1.5 / Math.sqrt(dims[k]!);
     out.push(U([dims[k]!, dims[k + 1]!], -s, s), U([dims[k + 1]!], -0.5, 0.5));
   }
-  if (c.head === 'maf') for (let k = 0; k + 1 < dims.length; k++) out.push(R.map(U([dims[k]!, dims[k + 1]!], 0, 1), (v) => (v < 0.7 ? 1 : 0)));
+  if (c.head === 'maf') for (let k = 0; k + 1 < dims.length; k++) out.push(R.map(U([dims[k]!, dims[k + 1]!], 0, 1), (v) => (v < 0.7 || c.ones?.[k] ? 1 : 0)));
   if (c.pre) out.push(U([c.D], -0.7, 0.7), U([c.D], -0.5, 0.5));
   return out;
 }
@@ -69,7 +71,7 @@ function split<T>(c: Case, xs: T[]): { h: T; ctx: T | null; layers: { w: T; b: T
 const opts = (c: Case) => ({ head: c.head, dim: c.D, keep: c.keep ?? null, scaleBound: 2.5, tail: c.tail ?? 'state' });
 const gpuFn = (c: Case) => (...ts: Tensor[]) => {
   const { h, ctx, layers, pre } = split(c, ts);
-  return E.flowLayer(h, layers, { ...opts(c), activation: c.act, context: ctx ?? undefined, pre });
+  return E.flowLayer(h, layers, { ...opts(c), activation: c.act, context: ctx ?? undefined, pre, onesMasks: c.ones });
 };
 const refFn = (c: Case) => (...rs: Ref[]) => {
   const { h, ctx, layers, pre } = split(c, rs);
@@ -91,7 +93,7 @@ const CASES: Case[] = [
   { name: 'additive, batch 7, D 5, context 2, tanh', head: 'additive', batch: 7, D: 5, hidden: [7], act: 'tanh', keep: [0, 1, 0, 1, 1], ctx: 2 },
   { name: 'additive, batch 257, D 2, no log-det column, normal tail, sigmoid', head: 'additive', batch: 257, D: 2, hidden: [9, 4], act: 'sigmoid', keep: [1, 0], stateIn: false, tail: 'normal' },
   { name: 'maf, batch 7, D 3, masked 3→8→8→6 selu', head: 'maf', batch: 7, D: 3, hidden: [8, 8], act: 'selu' },
-  { name: 'maf, batch 257, D 2, masked 2→64→64→4 relu, ActNorm folded', head: 'maf', batch: 257, D: 2, hidden: [64, 64], act: 'relu', pre: true },
+  { name: 'maf, batch 257, D 2, masked 2→64→64→4 relu, ActNorm folded, the hidden mask all ones (skipped)', head: 'maf', batch: 257, D: 2, hidden: [64, 64], act: 'relu', pre: true, ones: [false, true, false] },
   { name: 'maf, batch 1, D 5, context 2, ActNorm folded, normal tail, tanh', head: 'maf', batch: 1, D: 5, hidden: [11], act: 'tanh', ctx: 2, pre: true, tail: 'normal' },
 ];
 

@@ -31,7 +31,7 @@
 import type { KernelSpec } from '../../engine/backend';
 import { ACT } from '../activations';
 import { f32, u32, type Binding } from '../wgsl';
-import { declareArrays, emitForward, emitReverse, range } from './emit';
+import { declareArrays, emitForward, emitReverse, range, type MlpNet } from './emit';
 import { kernel, mlpParamCount, net, packedOffsets, prologue, readBindings, type MlpDesc, type SlotRef } from './kernels';
 
 export const FLOW_HEADS = ['affine', 'additive', 'maf'] as const;
@@ -51,6 +51,19 @@ export interface FlowHeadDesc {
   readonly tail: 'state' | 'normal';
   /** An ActNorm folded in front: log-scale σ and shift β, [D] each. */
   readonly pre: { readonly s: SlotRef; readonly b: SlotRef } | null;
+  /**
+   * Per layer, whether its (constant) mask is all ones, so the kernel skips it: a MADE's hidden-to-
+   * hidden masks in 2-D, where every hidden unit has degree 1. Each mask load skipped is one buffer
+   * load per weight less (SwiftShader's bottleneck, kernels/mlp/emit.ts).
+   */
+  readonly onesMasks?: readonly boolean[] | null;
+}
+
+/** The conditioner for the emitter, without the masks that are all ones. */
+function headNet(d: FlowHeadDesc): MlpNet {
+  const n = net(d.net);
+  const ones = d.onesMasks;
+  return ones && n.mask ? { ...n, mask: n.mask.map((m, k) => (ones[k] ? null : m)) } : n;
 }
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
@@ -74,7 +87,7 @@ const at = (r: SlotRef, idx: string): string => `in${r.slot}[${r.offset ? `${u32
 
 function label(kind: string, d: FlowHeadDesc): string {
   const n = d.net;
-  return `flow_${d.head}_${kind}[${n.batch}x${n.dims.join('-')}${n.contextCols ? `+c${n.contextCols}` : ''}${n.mask ? '+mask' : ''}/${n.activation}${d.pre ? '/pre' : ''}${d.stateIn ? '' : '/x'}${d.tail === 'normal' ? '/normal' : ''}/S${n.samples}]`;
+  return `flow_${d.head}_${kind}[${n.batch}x${n.dims.join('-')}${n.contextCols ? `+c${n.contextCols}` : ''}${n.mask ? `+mask${d.onesMasks?.some((o) => o) ? `(ones ${d.onesMasks.map((o) => +o).join('')})` : ''}` : ''}/${n.activation}${d.pre ? '/pre' : ''}${d.stateIn ? '' : '/x'}${d.tail === 'normal' ? '/normal' : ''}/S${n.samples}]`;
 }
 
 function check(d: FlowHeadDesc): void {
@@ -156,9 +169,9 @@ export function flowHeadForwardKernel(d: FlowHeadDesc): KernelSpec {
   });
   return kernel('fwd', d.net, bindings, [
     ...prologue(d.net),
-    ...declareArrays(net(d.net), S),
+    ...declareArrays(headNet(d), S),
     ...load(d),
-    ...emitForward(net(d.net), S),
+    ...emitForward(headNet(d), S),
     ...epilogue(d),
     ...store,
   ], label('fwd', d));
@@ -174,7 +187,7 @@ export function flowHeadReverseKernel(d: FlowHeadDesc, withInput: boolean, g: Sl
   const D = d.dim;
   const S = d.net.samples;
   const Q = range(S);
-  const n = net(d.net);
+  const n = headNet(d);
   const L = d.net.dims.length - 1;
   const nc = d.net.contextCols;
   const B = d.net.batch;
