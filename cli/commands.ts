@@ -4,6 +4,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DATASETS } from '../datasets/toy2d';
 import { encodeCsv, encodeNpy } from '../datasets/files';
+import { isImageDataset } from '../datasets/image-names';
+import { imageSamplesToPixels } from './images';
 import type { AdapterReport } from '../engine/backend';
 import { adapterSummary } from '../engine/runtime';
 import { writeFileAtomic } from '../io/atomic';
@@ -215,7 +217,7 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
     return 0;
   }
   const v = p.values;
-  const { method, model, ck } = await loadModel(v.checkpoint);
+  const { method, model, ck, trainConfig } = await loadModel(v.checkpoint);
   const solver = solverFlags(v, p.given, method);
   const ckptPath = v.checkpoint as string;
   const out = path.resolve(ctx.cwd, (v.out as string | undefined) ?? path.join(path.dirname(ckptPath), 'samples.npy'));
@@ -231,7 +233,9 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
   if (!run) return 1;
   const { result, runtime, json, adapter } = run;
   // A conditional model's samples carry their label as one more, last column (read back with --label-column).
-  const s = result.labels ? withLabelColumn(result.samples, result.labels) : result.samples;
+  let s = result.labels ? withLabelColumn(result.samples, result.labels) : result.samples;
+  // An image model's samples as pixels in [−1, 1] (cli/images.ts; the PCA basis from the dataset's name).
+  if (trainConfig?.target && isImageDataset(trainConfig.target)) s = imageSamplesToPixels(trainConfig.target, s, result.samples.dim);
   writeFileAtomic(out, ext === '.npy' ? encodeNpy(s.data, [s.n, s.dim]) : encodeCsv(s.data, s.n, s.dim));
   const shown = displayPath(ctx.cwd, out);
   const seconds = (performance.now() - run.startedAt) / 1000;

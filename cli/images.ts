@@ -207,3 +207,24 @@ function interleave(a: Float32Array, b: Float32Array, D: number, count: number):
   }
   return out;
 }
+
+/**
+ * `wgflow sample` on an image checkpoint: its model-space rows (n × k, plus a conditional model's
+ * label column) as pixels in [−1, 1] (n × side², the label column kept last). The basis comes back
+ * from the dataset's name (datasets/images.ts: cached, or fitted again to the same numbers).
+ */
+export function imageSamplesToPixels(target: string, s: DataMatrix, k: number): DataMatrix {
+  const t = imageData(target, 'train');
+  const extra = s.dim - k;
+  const z = new Float32Array(s.n * k);
+  for (let i = 0; i < s.n; i++) z.set(s.data.subarray(i * s.dim, i * s.dim + k), i * k);
+  const px = t.toPixels(z, s.n);
+  const D = t.side * t.side;
+  if (extra === 0) return { data: px, n: s.n, dim: D };
+  const out = new Float32Array(s.n * (D + extra));
+  for (let i = 0; i < s.n; i++) {
+    out.set(px.subarray(i * D, (i + 1) * D), i * (D + extra));
+    out.set(s.data.subarray(i * s.dim + k, (i + 1) * s.dim), i * (D + extra) + D);
+  }
+  return { data: out, n: s.n, dim: D + extra };
+}

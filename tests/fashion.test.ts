@@ -106,6 +106,10 @@ describe('wgflow train --target fashion-mnist (fixture)', () => {
     expect(html).toMatch(/Fréchet \(classifier\)/);
     expect(html).toMatch(/not Inception FID/);
     expect(html).toMatch(/Generated images/);
+    // `wgflow sample` on the checkpoint alone gives pixels (the basis from the dataset's name).
+    const smp = wgflow(['sample', '--checkpoint', path.join(out, 'model.safetensors'), '--n', '5', '--out', path.join(out, 'x.npy')]);
+    expect(smp.code, smp.err).toBe(0);
+    expect(readFileSync(path.join(out, 'x.npy')).subarray(0, 128).toString('latin1')).toMatch(/'shape': \(5, 784\)/);
     // One PCA basis and one evaluator in the cache, used by the next run without fitting again.
     expect(readdirSync(cache).filter((f) => f.includes('-pca8-'))).toHaveLength(1);
     expect(readdirSync(cache).filter((f) => f.includes('-evaluator-s10-'))).toHaveLength(1);
