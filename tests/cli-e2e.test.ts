@@ -316,7 +316,7 @@ describe('usage and input errors exit 2, naming the flag or value', () => {
     [['sample', '--checkpoint', '/nonexistent.safetensors'], /--checkpoint: \/nonexistent.safetensors: no such file/],
     [['sample', '--checkpoint', BIN], /--checkpoint: .*wgflow.js: invalid safetensors/],
     [['sample', '--n', 'many'], /--n: expected a positive integer, got "many"/],
-    [['eval', '--solver', 'leapfrog'], /--solver: expected one of rk4, euler, midpoint, dopri5; got "leapfrog"/],
+    [['eval', '--solver', 'leapfrog'], /--solver: expected one of rk4, euler, midpoint, dopri5, sde; got "leapfrog"/],
     [['info', '--runtime', 'gpu'], /--runtime: expected one of all, node, browser; got "gpu"/],
     [['serve', '--port', '70000'], /--port: expected a non-negative integer, got "70000" \(accepted: 0 to 65535\)/],
     [['trian'], /unknown command "trian" \(did you mean "train"\?\); accepted: train, sample, eval, bench, info, serve, export, import/],
