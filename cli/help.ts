@@ -43,7 +43,11 @@ model and data
                        normalizing flows: ${FLOW_METHODS.join(', ')}
   --source NAME        source distribution of flow matching (default 8gaussians); not used by
                        fm (its source is N(0, I)) nor by flows (their base is N(0, I))
-  --target NAME        target distribution (default moons; flows: ffjord-moons)
+  --target NAME        target distribution (default moons; flows: ffjord-moons), or images:
+                       fashion-mnist[:CLASSES][@pcaK|@pixels] (flow matching; default model space
+                       PCA 64, source N(0, I); --source fashion-mnist:7 --target fashion-mnist:9
+                       translates class 7 to 9); reports image grids and classifier metrics
+  --classes LIST       image targets: the classes kept, e.g. 7,9 (class numbers 0–9)
   --data FILE          a .npy or .csv matrix (rows are points) as the target instead of --target;
                        every value finite with |x| ≤ ${DATA_MAX_ABS.toExponential()} (else exit 2 naming the row and
                        column: rescale or standardise such data first)
