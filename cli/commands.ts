@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DATASETS } from '../datasets/toy2d';
 import { encodeCsv, encodeNpy } from '../datasets/files';
-import { isImageDataset } from '../datasets/image-names';
+import { IMAGE_DATASETS, isImageDataset } from '../datasets/image-names';
 import { imageSamplesToPixels } from './images';
 import type { AdapterReport } from '../engine/backend';
 import { adapterSummary } from '../engine/runtime';
@@ -348,6 +348,7 @@ export async function infoCommand(argv: string[], ctx: CliContext): Promise<numb
     else {
       ctx.stdout.write('datasets (for --source and --target):\n');
       for (const [name, d] of Object.entries(DATASETS)) ctx.stdout.write(`  ${name.padEnd(22)} ${d.description}\n`);
+      for (const [name, d] of Object.entries(IMAGE_DATASETS)) ctx.stdout.write(`  ${name.padEnd(22)} ${d.description} (flow matching; @pcaK or @pixels picks the model space, default PCA 64)\n`);
     }
     return 0;
   }
