@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { DataMatrix } from '../train/contract';
+import type { DataMatrix } from './files';
 import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors';
 import { FASHION_MNIST_DIR, loadFashionMnist, type ImageSet } from './fashion-mnist';
 import { IMAGE_DATASETS, imageDatasetName, parseImageDataset, type ImageDatasetSpec } from './image-names';
