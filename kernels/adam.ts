@@ -15,15 +15,22 @@ import type { KernelSpec } from '../engine/backend';
 import { NONFINITE_WGSL, raiseGuard, storeLoss } from './guard';
 import { entry1d, f32, grid1d, spec, u32, type Binding } from './wgsl';
 
-/** Uniform layout (8 × 4 bytes): lr, beta1, beta2, eps, 1/(1−β1^t), 1/(1−β2^t), weightDecay (f32), step (u32). */
-export const ADAM_UNIFORM_FLOATS = 8;
-const ADAM_STRUCT = 'struct AdamParams { lr: f32, beta1: f32, beta2: f32, eps: f32, c1: f32, c2: f32, wd: f32, step: u32 }';
+/**
+ * Uniform layout (12 × 4 bytes): lr, beta1, beta2, eps, 1/(1−β1^t), 1/(1−β2^t), weightDecay (f32),
+ * step (u32), 1−β1, 1−β2, 1−lr·wd (f32), pad. The complements are computed in float64 and rounded
+ * once, as torch passes `1 - beta2` (a Python float) to addcmul_: 1 − fround(0.999) in float32 is
+ * 1.3e-5 below 1e-3, which made v 1.3e-5 too small (tests/otcfm-fidelity.test.ts). With the paper's
+ * lr 1e-3, wd 1e-5, 1 − lr·wd rounds to exactly 1 in float32, here as in torch's float32 mul_.
+ */
+export const ADAM_UNIFORM_FLOATS = 12;
+const ADAM_STRUCT = 'struct AdamParams { lr: f32, beta1: f32, beta2: f32, eps: f32, c1: f32, c2: f32, wd: f32, step: u32, omb1: f32, omb2: f32, decay: f32, pad: f32 }';
 
 /** Adam's uniforms; `step` (0-based) picks a fused step's loss-ring slot (unused by `adamKernel`). */
 export function adamUniforms(o: { lr: number; beta1: number; beta2: number; eps: number; t: number; weightDecay: number; step?: number }): Uint8Array {
   const buf = new ArrayBuffer(ADAM_UNIFORM_FLOATS * 4);
   new Float32Array(buf).set([o.lr, o.beta1, o.beta2, o.eps, 1 / (1 - o.beta1 ** o.t), 1 / (1 - o.beta2 ** o.t), o.weightDecay]);
   new Uint32Array(buf)[7] = (o.step ?? 0) >>> 0;
+  new Float32Array(buf, 8 * 4, 3).set([1 - o.beta1, 1 - o.beta2, 1 - o.lr * o.weightDecay]);
   return new Uint8Array(buf);
 }
 
@@ -32,11 +39,11 @@ export function adamUniforms(o: { lr: number; beta1: number; beta2: number; eps:
  * parameter in `pn`.
  */
 function adamBody(p: string, m: string, v: string, i: string, g: string): string {
-  return `  let mi = hp.beta1 * ${m}[${i}] + (1.0 - hp.beta1) * ${g};
-  let vi = hp.beta2 * ${v}[${i}] + (1.0 - hp.beta2) * ${g} * ${g};
+  return `  let mi = hp.beta1 * ${m}[${i}] + hp.omb1 * ${g};
+  let vi = hp.beta2 * ${v}[${i}] + hp.omb2 * ${g} * ${g};
   ${m}[${i}] = mi;
   ${v}[${i}] = vi;
-  let decayed = ${p}[${i}] * (1.0 - hp.lr * hp.wd);
+  let decayed = ${p}[${i}] * hp.decay;
   let pn = decayed - hp.lr * (mi * hp.c1) / (sqrt(vi * hp.c2) + hp.eps);
   ${p}[${i}] = pn;`;
 }
