@@ -83,6 +83,9 @@ describe.each([
     const jitter = new Rng(4);
     E.getBackend().write(set.flat.buffer, p0.map((v) => v + 0.05 * jitter.normal()));
     const ref = await flowGrads(flow, x, 'mlp');
+    // Fused (one flowLayer per layer, ActNorm and base folded in): the issue's ≤ 40 dispatches per
+    // training step leave 3 for Adam's pack and update and the loss ring's guard.
+    expect(ref.dispatches, 'mlp dispatches for loss and gradients').toBeLessThanOrEqual(37);
     for (const level of LEVELS) {
       const r = await flowGrads(flow, x, level);
       expect(r.loss, `${level} loss`).toBeCloseTo(ref.loss, 4);
@@ -91,7 +94,7 @@ describe.each([
     }
     x.dispose();
     flow.dispose();
-  });
+  }, 900_000); // ~20 distinct pipelines per level (parameter offsets are baked in); slow to compile on a loaded 2-core machine
 });
 
 describe('the flows option `fusion`', () => {
@@ -108,8 +111,11 @@ describe('the flows option `fusion`', () => {
       counts[fusion] = E.getBackend().counters.dispatches - d0;
       flow.dispose();
     }
-    // Two couplings, each a 3-layer conditioner: 8 primitives at ops (3 matmul, 3 add, 2 relu), one at mlp.
-    expect(counts.ops! - counts.mlp!).toBe(2 * (8 - 1));
+    // At mlp each coupling is one fused flowLayer dispatch (the ActNorm folded into the first, the
+    // base into the last); at ops the ActNorm, the couplings' conditioners (3 matmul, 3 add, 2 relu
+    // each), their transforms and the base are separate primitives.
+    expect(counts.mlp).toBe(2);
+    expect(counts.ops!).toBeGreaterThan(40);
     x.dispose();
   });
 });
