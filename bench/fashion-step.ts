@@ -4,7 +4,7 @@
  * the image default's hidden widths. Says the fusion level each ran at (784 inputs exceed the fused
  * kernels' width of 256, so the pixel step runs layer by layer).
  *
- *   node scripts/run-ts.mjs bench/fashion-step.ts [--steps 30] [--targets fashion-mnist,fashion-mnist@pixels] [--hidden 256,256,256] [--batch 256] [--method otcfm]
+ *   node scripts/run-ts.mjs bench/fashion-step.ts [--steps 30] [--targets fashion-mnist,fashion-mnist@pixels] [--hidden 256,256,256] [--batch 256] [--method otcfm] [--fusion layer|step|mlp|ops]
  *
  * Evaluation is cut to the minimum (64 points, no trajectories, no NLL): this measures the step.
  */
@@ -24,6 +24,8 @@ const targets = arg('targets', 'fashion-mnist,fashion-mnist@pixels').split(',');
 const hidden = arg('hidden', '256,256,256');
 const batch = Number(arg('batch', '256'));
 const method = arg('method', 'otcfm') as Method;
+// The image runs' default level (cli/images.ts): on SwiftShader the fused kernels at width 256 compile for minutes.
+const fusion = arg('fusion', 'layer');
 
 const backend = await init({ runtime: 'node' });
 console.error(`adapter: ${adapterSummary(backend.adapter)}`);
@@ -32,7 +34,7 @@ for (const target of targets) {
   const img = imageData(target, 'train', (w) => console.error(w));
   const loadS = (performance.now() - t0) / 1000;
   const dims = [img.data.dim + 1, ...hidden.split(',').map(Number), img.data.dim];
-  const fallback = mlpFallbackReason(dims);
+  const fallback = fusion === 'step' ? mlpFallbackReason(dims) : null;
   const out = await runTraining(cfmTrainer, {
     method,
     source: 'gaussian',
@@ -42,7 +44,7 @@ for (const target of targets) {
     batch,
     lr: 1e-3,
     seed: 0,
-    options: { hidden, evalPoints: 64, trajectoryPoints: 0, nllPoints: 0 },
+    options: { hidden, fusion, evalPoints: 64, solverSteps: 2, trajectoryPoints: 0, nllPoints: 0 },
   });
   const m = out.metrics;
   console.log(
@@ -54,7 +56,7 @@ for (const target of targets) {
       steps,
       batch,
       hidden,
-      fusion: fallback ? 'layer' : 'step',
+      fusion: fallback ? 'layer' : fusion,
       fallback,
       ms_per_step: +m.ms_per_step.toFixed(1),
       dispatches_per_step: m.dispatches_per_step,
