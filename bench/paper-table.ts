@@ -29,6 +29,7 @@ const PAPER_W2: Record<string, Record<string, string>> = {
   icfm: { 'N→8g': '0.373±0.103', 'moons→8g': '1.557±0.407', 'N→moons': '0.178±0.014', 'N→scurve': '0.242±0.141' },
   sbcfm: { 'N→8g': '2.314±2.112', 'moons→8g': '–', 'N→moons': '0.434±0.594', 'N→scurve': '0.341±0.468' },
   fm: { 'N→8g': '0.343±0.058', 'moons→8g': '–', 'N→moons': '0.209±0.055', 'N→scurve': '0.198±0.037' },
+  sf2m: { 'N→8g': '0.275±0.058', 'moons→8g': '0.726±0.137', 'N→moons': '0.124±0.023', 'N→scurve': '0.128±0.005' },
 };
 
 function list(flag: string, fallback: string): string[] {
@@ -72,7 +73,8 @@ for (const method of methods) {
 const stat = (xs: number[]) => {
   const m = xs.reduce((a, b) => a + b, 0) / xs.length;
   const s = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : NaN;
-  return `${m.toFixed(3)}${Number.isNaN(s) ? '' : `±${s.toFixed(3)}`}`;
+  // ± the seeds' standard deviation, then the standard error of the mean (std/√n) in brackets.
+  return `${m.toFixed(3)}${Number.isNaN(s) ? '' : `±${s.toFixed(3)} (SE ${(s / Math.sqrt(xs.length)).toFixed(3)})`}`;
 };
 if (!json) {
   console.log(`\n| method | task | wgflow W2 (seeds ${seeds.join(',')}, ${evalPoints} points) | paper W2 | wgflow NPE |`);
