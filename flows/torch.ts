@@ -19,6 +19,9 @@
  * `.bias` (nn.Linear: h·Wᵀ + b), the metadata's activation between layers, none after the last;
  * MADE layers also carry `.mask` [out, in] (multiplying the weight). Linear bijections store
  * `weight` [out, in] too: y = F.linear(x, weight) = x·weightᵀ (wgflow's W [in, out] transposed).
+ * Neural spline layers (flows/spline.ts) add their spline's hyper-parameters to the metadata
+ * (`spline_*`: bins K, bound B, the floors and the derivative shift), so the 3K − 1 conditioner
+ * outputs per coordinate can be turned into the same rational-quadratic spline in torch.
  *
  * Browser-safe: needs an engine backend (the flow is rebuilt on it to read its fixed buffers; the
  * LU layer's weight P·L·U′ is assembled by the layer itself), no Node APIs.
@@ -28,13 +31,41 @@ import { couplingMask } from './coupling';
 import { LULinear, Permutation } from './linear';
 import { MAFLayer } from './maf';
 import type { HostParams } from './params';
+import type { SplineAutoregressive, SplineCoupling } from './spline';
+import { SPLINE_MINIMA } from '../engine/spline';
 import { flowFromCheckpoint, readRunConfig } from './train';
 
 /** What a state dict written by flowToTorch says about itself (metadata `format`). */
 export const FLOW_TORCH_FORMAT = 'wgflow.flow/1';
 
 /** The flow methods whose layers all have a torch layout here (docs/torch-flows.md). */
-export const TORCH_FLOW_METHODS: readonly string[] = ['realnvp', 'nice', 'glow', 'planar', 'radial', 'maf'];
+export const TORCH_FLOW_METHODS: readonly string[] = ['realnvp', 'nice', 'glow', 'planar', 'radial', 'maf', 'nsf'];
+
+/**
+ * The spline layers' fixed hyper-parameters as flows/spline.ts and the `rqspline` primitive use them:
+ * nflows' floors (engine/spline.ts) and the derivative shift c = log(e^{1−m} − 1) added to the raw
+ * derivative outputs so that softplus(0 + c) + m = 1 (a zero conditioner output is the identity).
+ * tests/torch-flows.test.ts fails if this drifts from flows/spline.ts (the density would differ).
+ */
+function splineMetadata(bins: number, bound: number): Record<string, string> {
+  return {
+    spline_bins: String(bins),
+    spline_bound: String(bound),
+    spline_min_bin_width: String(SPLINE_MINIMA.minWidth),
+    spline_min_bin_height: String(SPLINE_MINIMA.minHeight),
+    spline_min_derivative: String(SPLINE_MINIMA.minDerivative),
+    spline_derivative_shift: String(Math.log(Math.expm1(1 - SPLINE_MINIMA.minDerivative))),
+  };
+}
+
+/** MADE masks of layer i as `layers.{i}.net.{2l}.mask` [out, in] (n conditioner layers). */
+async function madeMasks(i: number, masks: readonly Tensor[], n: number, out: Record<string, NamedTensor>): Promise<void> {
+  if (masks.length !== n) throw new Error(`layer ${i}: ${masks.length} MADE masks for ${n} conditioner layers`);
+  for (let l = 0; l < n; l++) {
+    const [fanIn, fanOut] = masks[l]!.shape as [number, number];
+    out[`layers.${i}.net.${2 * l}.mask`] = { data: transpose(await readTensor(masks[l]!), fanIn, fanOut), shape: [fanOut, fanIn] };
+  }
+}
 
 export interface NamedTensor {
   data: Float32Array;
@@ -43,7 +74,7 @@ export interface NamedTensor {
 
 export interface FlowStateDict {
   tensors: Record<string, NamedTensor>;
-  /** format, method, dim, context_dim, layers (JSON list of kinds), activation, scale_bound, base, arch (JSON). */
+  /** format, method, dim, context_dim, layers (JSON list of kinds), activation, scale_bound, base, arch (JSON); nsf: spline_*. */
   metadata: Record<string, string>;
 }
 
@@ -98,6 +129,13 @@ export async function flowToTorch(config: Record<string, unknown>, params: HostP
   const D = flow.dim;
   const tensors: Record<string, NamedTensor> = {};
   const kinds: string[] = [];
+  let spline: Record<string, string> | null = null;
+  /** One bins/bound for every spline layer (the metadata holds one set). */
+  const splineOf = (i: number, l: { bins: number; bound: number }) => {
+    const m = splineMetadata(l.bins, l.bound);
+    if (spline && (spline.spline_bins !== m.spline_bins || spline.spline_bound !== m.spline_bound)) throw new Error(`layer ${i}: spline bins/bound ${l.bins}/${l.bound} differ from an earlier layer's ${spline.spline_bins}/${spline.spline_bound}`);
+    spline = m;
+  };
   try {
     let couplings = 0;
     for (const [i, layer] of flow.layers.entries()) {
@@ -138,13 +176,31 @@ export async function flowToTorch(config: Record<string, unknown>, params: HostP
         case 'radial':
           for (const s of ['center', 'alpha_raw', 'beta_raw']) tensors[key(s)] = own(i, params, s);
           break;
-        case 'maf': {
+        case 'maf':
+          await madeMasks(i, (layer as MAFLayer).made.masks, conditioner(i, params, tensors), tensors);
+          break;
+        case 'spline-coupling': {
+          // flows/build.ts: blocks [0, ⌊D/2⌋) and [⌊D/2⌋, D), the first kept on even couplings, the
+          // second on odd ones; mask 1 = kept (the conditioner's input, in index order).
+          const l = layer as SplineCoupling;
+          splineOf(i, l);
+          const half = Math.floor(D / 2), flip = couplings % 2 === 1;
+          const mask = Float32Array.from({ length: D }, (_, k) => ((k < half) !== flip ? 1 : 0));
+          couplings++;
+          tensors[key('mask')] = { data: mask, shape: [D] };
           const n = conditioner(i, params, tensors);
-          const masks = (layer as MAFLayer).made.masks;
-          for (let l = 0; l < n; l++) {
-            const [fanIn, fanOut] = masks[l]!.shape as [number, number];
-            tensors[key(`net.${2 * l}.mask`)] = { data: transpose(await readTensor(masks[l]!), fanIn, fanOut), shape: [fanOut, fanIn] };
+          const kept = mask.reduce((a, v) => a + v, 0);
+          const first = tensors[key('net.0.weight')]!, out = tensors[key(`net.${2 * (n - 1)}.weight`)]!;
+          if (first.shape[1] !== kept + c.arch.contextDim || out.shape[0] !== (D - kept) * (3 * l.bins - 1)) {
+            throw new Error(`layer ${i}: a spline coupling of ${kept} kept and ${D - kept} transformed coordinates does not fit its conditioner [${first.shape}] … [${out.shape}]`);
           }
+          break;
+        }
+        case 'spline-autoregressive': {
+          const l = layer as SplineAutoregressive;
+          splineOf(i, l);
+          await madeMasks(i, l.made.masks, conditioner(i, params, tensors), tensors);
+          tensors[key('degrees')] = { data: Float32Array.from(l.degrees), shape: [D] };
           break;
         }
         default:
@@ -173,6 +229,7 @@ export async function flowToTorch(config: Record<string, unknown>, params: HostP
     scale_bound: String(c.arch.scaleBound),
     base: c.arch.base,
     arch: JSON.stringify(c.arch),
+    ...(spline ?? {}),
   };
   return { tensors, metadata };
 }

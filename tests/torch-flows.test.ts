@@ -42,6 +42,33 @@ async function model(method: Method, options: Record<string, unknown>, dim: numb
   return { config, params };
 }
 
+/**
+ * A resolved flow config and the parameters after `steps` Adam steps from the seeded init (spline
+ * layers start as the identity, so training is what moves them off it); checks the run stayed finite
+ * and that the conditioners' last layers moved.
+ */
+async function trained(method: Method, options: Record<string, unknown>, dim: number, steps = 6, lr = 2e-2): Promise<{ config: Record<string, unknown>; params: HostParams }> {
+  const cfg: TrainConfig = { method, source: null, target: dim === 2 ? 'moons' : null, ...(dim === 2 ? {} : { data: dataOf(dim) }), steps, batch: 16, lr, seed: 3, options };
+  const config = flowTrainer.resolveConfig(cfg);
+  const fresh = buildFlow(readRunConfig(config).arch);
+  const init = await fresh.store.read();
+  fresh.dispose();
+  const run = await flowTrainer.prepare(cfg, config);
+  try {
+    for (let s = 0; s < steps; s++) run.step(s);
+    expect((await run.readLosses(0, steps)).firstBad).toBeNull();
+    const { params } = await run.snapshot();
+    const lastW = Object.keys(params).filter((n) => /\.(net|made)\.\d+\.w$/.test(n) && !params[n.replace(/\d+\.w$/, (m) => `${Number(m.split('.')[0]) + 1}.w`)]);
+    expect(lastW.length).toBeGreaterThan(0);
+    const moved = (n: string) => Math.max(...params[n]!.data.map((v, k) => Math.abs(v - init[n]!.data[k]!)));
+    // weight or bias (a 1-D MADE's hidden units see no input, so only its last bias carries the spline)
+    for (const n of lastW) expect(Math.max(moved(n), moved(n.slice(0, -1) + 'b')), n).toBeGreaterThan(0.05);
+    return { config, params };
+  } finally {
+    run.dispose();
+  }
+}
+
 /** Points in the data's units (a prime count, spread over the data's range). */
 function points(dim: number, n = 7): Float32Array {
   const rng = new Rng(5, 3);
@@ -91,6 +118,36 @@ const CASES: { name: string; method: Method; options: Record<string, unknown>; d
   { name: 'maf 3-D, sigmoid', method: 'maf', options: { layers: 2, hidden: [7, 5], activation: 'sigmoid' }, dim: 3, kinds: ['maf'] },
 ];
 
+/** Neural spline flows, trained a few steps (both variants; awkward dims and bins: 1-D, 5-D, K = 2, 3, 7). */
+const NSF_CASES: { name: string; options: Record<string, unknown>; dim: number; kinds: string[] }[] = [
+  { name: 'nsf coupling 2-D, 8 bins', options: { layers: 2, hidden: [8, 8] }, dim: 2, kinds: ['actnorm', 'spline-coupling'] },
+  { name: 'nsf coupling 5-D, 3 bins, bound 2, tanh, diag base', options: { layers: 3, hidden: [7], bins: 3, bound: 2, activation: 'tanh', base: 'diag' }, dim: 5, kinds: ['permutation', 'spline-coupling'] },
+  { name: 'nsf autoregressive 3-D, 7 bins, bound 2.5, sigmoid', options: { variant: 'autoregressive', layers: 2, hidden: [7, 5], bins: 7, bound: 2.5, activation: 'sigmoid' }, dim: 3, kinds: ['spline-autoregressive'] },
+  { name: 'nsf autoregressive 1-D, 2 bins', options: { variant: 'autoregressive', layers: 2, hidden: [5], bins: 2, bound: 1.5 }, dim: 1, kinds: ['spline-autoregressive'] },
+];
+
+/** The spline hyper-parameters in the metadata: the run's bins and bound, nflows' floors, the identity's derivative shift. */
+function expectSplineMetadata(metadata: Record<string, string>, opts: Record<string, unknown>): void {
+  expect(metadata).toMatchObject({ spline_bins: String(opts.bins ?? 8), spline_bound: String(opts.bound ?? 3), spline_min_bin_width: '0.001', spline_min_bin_height: '0.001', spline_min_derivative: '0.001' });
+  // softplus(0 + shift) + min_derivative = 1: a zero output is the identity's derivative.
+  const shift = Number(metadata.spline_derivative_shift);
+  expect(Math.abs(Math.log1p(Math.exp(shift)) + 0.001 - 1)).toBeLessThan(1e-12);
+}
+
+/** The state dict with the rows `order` of the last conditioner layer (weight, bias, mask) of layer i taken in a new order. */
+function reorderOutputs(sd: Record<string, RefTensor>, i: number, order: (r: number) => number): Record<string, RefTensor> {
+  let l = 0;
+  while (sd[`layers.${i}.net.${2 * l + 2}.weight`]) l++;
+  const out = { ...sd };
+  for (const s of ['weight', 'bias', 'mask']) {
+    const t = sd[`layers.${i}.net.${2 * l}.${s}`];
+    if (!t) continue;
+    const cols = t.shape.length === 2 ? t.shape[1]! : 1;
+    out[`layers.${i}.net.${2 * l}.${s}`] = { shape: t.shape, data: Array.from({ length: t.data.length }, (_, k) => t.data[order(Math.floor(k / cols)) * cols + (k % cols)]!) };
+  }
+  return out;
+}
+
 describe('flow checkpoints in the torch layout', () => {
   for (const c of CASES) {
     test(`${c.name}: the exported file's float64 log-density = wgflow's`, async () => {
@@ -108,11 +165,26 @@ describe('flow checkpoints in the torch layout', () => {
     }, 60_000);
   }
 
+  for (const c of NSF_CASES) {
+    test(`${c.name}, trained: the exported file's float64 log-density = wgflow's`, async () => {
+      const { config, params } = await trained('nsf', c.options, c.dim);
+      const { tensors, metadata } = await exported(config, params);
+      expect(metadata).toMatchObject({ format: FLOW_TORCH_FORMAT, method: 'nsf', dim: String(c.dim) });
+      const kinds = JSON.parse(metadata.layers!) as string[];
+      for (const k of c.kinds) expect(kinds).toContain(k);
+      expectSplineMetadata(metadata, c.options);
+      const x = points(c.dim, 11);
+      const ref = refAll(tensors, metadata, x, c.dim);
+      expect(ref.every(Number.isFinite)).toBe(true);
+      expectNear(await wgflowLogProb(config, params, x), ref, c.name);
+    }, 120_000);
+  }
+
   test('a flow family without a layout is refused by name, not written half-way', async () => {
     const { config, params } = await model('realnvp', { layers: 2, hidden: [4] }, 2);
     const c = readRunConfig(config);
-    const other = { ...config, method: 'nsf', arch: { ...c.arch, method: 'nsf' } };
-    await expect(flowToTorch(other, params)).rejects.toThrow(/a nsf flow has no torch layout yet; exported flows: realnvp, nice, glow, planar, radial, maf/);
+    const other = { ...config, method: 'ffjord', arch: { ...c.arch, method: 'ffjord' } };
+    await expect(flowToTorch(other, params)).rejects.toThrow(/a ffjord flow has no torch layout yet; exported flows: realnvp, nice, glow, planar, radial, maf, nsf/);
   });
 
   test('the comparison can fail: a flipped coupling mask or a missing permutation changes the density', async () => {
@@ -129,6 +201,44 @@ describe('flow checkpoints in the torch layout', () => {
       expect(worst).toBeGreaterThan(1e-2);
     }
   }, 60_000);
+});
+
+describe('the spline comparison can fail', () => {
+  /** Largest |Δ log p| of a mutated file against the exported one, over the points. */
+  const worst = (bad: Record<string, RefTensor>, badMeta: Record<string, string>, ref: number[], x: Float32Array, D: number) =>
+    Math.max(...refAll(bad, badMeta, x, D).map((v, i) => Math.abs(v - ref[i]!)));
+
+  test('coupling: widths and heights swapped, the derivatives unshifted, or the other mask change the density', async () => {
+    const opts = { layers: 2, hidden: [8, 8], bins: 5 };
+    const { config, params } = await trained('nsf', opts, 2);
+    const { tensors, metadata } = await exported(config, params);
+    const x = points(2, 11);
+    const ref = refAll(tensors, metadata, x, 2);
+    expectNear(await wgflowLogProb(config, params, x), ref, 'unmutated');
+    const i = (JSON.parse(metadata.layers!) as string[]).indexOf('spline-coupling');
+    const K = 5, P = 3 * K - 1;
+    // a wrong split: the first K outputs of each coordinate read as heights and the next K as widths
+    const swapped = reorderOutputs(tensors, i, (r) => { const q = r % P; return r - q + (q < K ? q + K : q < 2 * K ? q - K : q); });
+    const mask = tensors[`layers.${i}.mask`]!;
+    const flipped = { ...tensors, [`layers.${i}.mask`]: { data: Array.from(mask.data, (v) => 1 - v), shape: mask.shape } };
+    expect(worst(swapped, metadata, ref, x, 2)).toBeGreaterThan(1e-2);
+    expect(worst(tensors, { ...metadata, spline_derivative_shift: '0' }, ref, x, 2)).toBeGreaterThan(1e-2);
+    expect(worst(flipped, metadata, ref, x, 2)).toBeGreaterThan(1e-2);
+  }, 120_000);
+
+  test('autoregressive: the outputs read per coordinate ([D, 3K − 1]) instead of per parameter ([3K − 1, D]) change the density', async () => {
+    const opts = { variant: 'autoregressive', layers: 2, hidden: [9], bins: 4 };
+    const { config, params } = await trained('nsf', opts, 3);
+    const { tensors, metadata } = await exported(config, params);
+    const x = points(3, 11);
+    const ref = refAll(tensors, metadata, x, 3);
+    const i = (JSON.parse(metadata.layers!) as string[]).indexOf('spline-autoregressive');
+    const D = 3, P = 3 * 4 - 1;
+    // row q·D + j (parameter q of coordinate j) taken from row j·P + q
+    const transposed = reorderOutputs(tensors, i, (r) => (r % D) * P + Math.floor(r / D));
+    expect(worst(transposed, metadata, ref, x, 3)).toBeGreaterThan(1e-2);
+    expect(worst(tensors, { ...metadata, spline_min_bin_width: '0.1' }, ref, x, 3)).toBeGreaterThan(1e-3);
+  }, 120_000);
 });
 
 describe('wgflow export --format torch on a flow checkpoint', () => {
