@@ -252,27 +252,30 @@ describe('wgflow export --format torch on a flow checkpoint', () => {
       child.on('exit', (code) => resolve({ code, stdout, stderr }));
     });
 
-  test('writes the layout; the file read back gives the checkpoint\'s log-density', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'wgflow-torch-flow-'));
-    try {
-      const { config, params } = await model('glow', { layers: 2, hidden: [6] }, 3);
-      const count = Object.values(params).reduce((a, p) => a + p.data.length, 0);
-      const ckpt = path.join(dir, 'model.safetensors');
-      writeCheckpoint(ckpt, {
-        config,
-        trainConfig: { method: 'glow', source: null, target: null, data_file: 'data.npy', steps: 10, batch: 16, lr: 1e-3, seed: 3, options: { layers: 2, hidden: [6] } },
-        state: { step: 10, params, adam: { t: 10, m: new Float32Array(count), v: new Float32Array(count) }, extra: { initialized: true }, losses: [] },
-      });
-      const out = path.join(dir, 'flow.torch.safetensors');
-      const r = await run(['export', '--checkpoint', ckpt, '--format', 'torch', '--out', out]);
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/glow flow, 3-D, \d+ layers.*docs\/torch-flows\.md/);
-      const back = decodeSafetensors(readFileSync(out));
-      expect(back.metadata.format).toBe(FLOW_TORCH_FORMAT);
-      const x = points(3);
-      expectNear(await wgflowLogProb(config, params, x), refAll(back.tensors as Record<string, RefTensor>, back.metadata, x, 3), 'cli export');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 180_000);
+  const CLI: [Method, Record<string, unknown>][] = [['glow', { layers: 2, hidden: [6] }], ['nsf', { variant: 'autoregressive', layers: 2, hidden: [6], bins: 4 }]];
+  for (const [method, options] of CLI) {
+    test(`${method}: writes the layout; the file read back gives the checkpoint's log-density`, async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'wgflow-torch-flow-'));
+      try {
+        const { config, params } = await model(method, options, 3);
+        const count = Object.values(params).reduce((a, p) => a + p.data.length, 0);
+        const ckpt = path.join(dir, 'model.safetensors');
+        writeCheckpoint(ckpt, {
+          config,
+          trainConfig: { method, source: null, target: null, data_file: 'data.npy', steps: 10, batch: 16, lr: 1e-3, seed: 3, options },
+          state: { step: 10, params, adam: { t: 10, m: new Float32Array(count), v: new Float32Array(count) }, extra: { initialized: true }, losses: [] },
+        });
+        const out = path.join(dir, 'flow.torch.safetensors');
+        const r = await run(['export', '--checkpoint', ckpt, '--format', 'torch', '--out', out]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(new RegExp(`${method} flow, 3-D, \\d+ layers.*docs/torch-flows\\.md`));
+        const back = decodeSafetensors(readFileSync(out));
+        expect(back.metadata.format).toBe(FLOW_TORCH_FORMAT);
+        const x = points(3);
+        expectNear(await wgflowLogProb(config, params, x), refAll(back.tensors as Record<string, RefTensor>, back.metadata, x, 3), 'cli export');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }, 180_000);
+  }
 });
