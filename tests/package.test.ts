@@ -51,7 +51,8 @@ beforeAll(() => {
 describe('the packed tarball in a fresh project', () => {
   test('holds the built code and no sources', () => {
     const files = readdirSync(path.join(project, 'node_modules', 'wgflow'));
-    expect(files.sort()).toEqual(['README.md', 'bin', 'dist', 'package.json']);
+    expect(files.sort()).toEqual(['README.md', 'bin', 'dist', 'docs', 'package.json']);
+    expect(readdirSync(path.join(project, 'node_modules', 'wgflow', 'docs'))).toEqual(['torch-flows.md']); // the flows' PyTorch layout
   });
 
   test('trains, samples and shares the engine through the public API in Node', () => {
