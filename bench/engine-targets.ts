@@ -114,22 +114,28 @@ export async function runEngineTargets(b: WebGPUBackend, opts: EngineTargetOptio
   }
 }
 
-async function flowSteps(b: WebGPUBackend, model: string, o: Required<EngineTargetOptions>, say: Say): Promise<FlowStepResult[]> {
-  const B = 256;
+/** The 2-D batches the flows steps train on (fixed, N(0.3, 0.8²) per coordinate). */
+export const FLOW_BATCH = 256;
+
+/**
+ * One flows training step as flows/train.ts takes it (−mean log p on the tape, Adam, loss into the
+ * ring, one flush), for `model` with its default architecture in 2-D, initialised on the first of 8
+ * fixed batches; built at the current fusion level (the fused layers are chosen per call, so a
+ * caller may switch levels between steps). Also used by bench/flows-fusion.ts.
+ */
+export async function flowTrainer(b: WebGPUBackend, model: string): Promise<{ step(): void; lastLoss(): Promise<number>; dispose(): void }> {
+  const B = FLOW_BATCH;
   const rng = new Rng(7);
   const batches = Array.from({ length: 8 }, () => Float32Array.from({ length: B * 2 }, () => rng.normal() * 0.8 + 0.3));
-  const out: FlowStepResult[] = [];
-  for (const level of o.flowLevels) {
-    // A fresh model per level (same seed), so each level's loss after the same steps can be compared.
-    setFusion(level);
-    const flow = buildFlow(resolveArch(model, 2, {}, 0));
-    const init0 = tensor(batches[0]!, [B, 2]);
-    await flow.initialize(init0);
-    init0.dispose();
-    const adam = new Adam(flow.store.paramSet!, { lr: 1e-4 });
-    const ring = new LossRing();
-    let stepNo = 0;
-    const step = () => {
+  const flow = buildFlow(resolveArch(model, 2, {}, 0));
+  const init0 = tensor(batches[0]!, [B, 2]);
+  await flow.initialize(init0);
+  init0.dispose();
+  const adam = new Adam(flow.store.paramSet!, { lr: 1e-4 });
+  const ring = new LossRing();
+  let stepNo = 0;
+  return {
+    step() {
       scope(() => {
         const x = tensor(batches[stepNo % batches.length]!, [B, 2]);
         const { value, grads } = valueAndGrad(() => neg(mean(flow.logProb(x))), flow.parameters);
@@ -138,27 +144,39 @@ async function flowSteps(b: WebGPUBackend, model: string, o: Required<EngineTarg
       });
       b.flush();
       stepNo++;
-    };
-    step(); // compile
+    },
+    lastLoss: async () => (await ring.read(stepNo - 1, stepNo)).losses[0] ?? Number.NaN,
+    dispose() {
+      ring.dispose();
+      adam.dispose();
+      flow.dispose();
+      b.flush();
+    },
+  };
+}
+
+async function flowSteps(b: WebGPUBackend, model: string, o: Required<EngineTargetOptions>, say: Say): Promise<FlowStepResult[]> {
+  const out: FlowStepResult[] = [];
+  for (const level of o.flowLevels) {
+    // A fresh model per level (same seed), so each level's loss after the same steps can be compared.
+    setFusion(level);
+    const t = await flowTrainer(b, model);
+    t.step(); // compile
     await settle(b);
     const samples: number[] = [];
     let dispatches = 0;
     for (let r = 0; r < o.flowRounds; r++) {
       const d0 = b.counters.dispatches;
       const t0 = performance.now();
-      for (let s = 0; s < o.flowSteps; s++) step();
+      for (let s = 0; s < o.flowSteps; s++) t.step();
       await settle(b);
       samples.push((performance.now() - t0) / o.flowSteps);
       dispatches = (b.counters.dispatches - d0) / o.flowSteps;
     }
-    const losses = await ring.read(stepNo - 1, stepNo);
-    const res: FlowStepResult = { model, level, dispatchesPerStep: dispatches, ms: median(samples), samples, loss: losses.losses[0] ?? Number.NaN };
+    const res: FlowStepResult = { model, level, dispatchesPerStep: dispatches, ms: median(samples), samples, loss: await t.lastLoss() };
     out.push(res);
     say(`flows ${model} at ${level}: ${res.ms.toFixed(1)} ms/step (${samples.map((x) => x.toFixed(1)).join(' ')}), ${dispatches} dispatches/step, loss ${res.loss.toFixed(4)}`);
-    ring.dispose();
-    adam.dispose();
-    flow.dispose();
-    b.flush();
+    t.dispose();
   }
   return out;
 }

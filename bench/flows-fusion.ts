@@ -12,9 +12,8 @@
  * `--profile` also prints, per model and level, one step's dispatches counted by kernel name (where
  * the dispatches go).
  */
-import { Adam, adapterSummary, init, LossRing, mean, neg, scope, setFusion, tensor, valueAndGrad, type FusionLevel } from '../engine';
-import { Rng } from '../engine/philox';
-import { buildFlow, resolveArch } from '../flows/build';
+import { adapterSummary, init, setFusion, type FusionLevel } from '../engine';
+import { flowTrainer } from './engine-targets';
 
 const args = process.argv.slice(2);
 const flag = (k: string, d: string) => {
@@ -29,30 +28,12 @@ const profile = args.includes('--profile');
 
 const b = await init({ runtime: 'node' });
 console.error(`adapter: ${adapterSummary(b.adapter)}`);
-const B = 256;
-const rng = new Rng(7);
-const batches = Array.from({ length: 8 }, () => Float32Array.from({ length: B * 2 }, () => rng.normal() * 0.8 + 0.3));
 
 const median = (xs: number[]) => [...xs].sort((a, c) => a - c)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 for (const model of models) {
-  const flow = buildFlow(resolveArch(model, 2, {}, 0));
-  const init0 = tensor(batches[0]!, [B, 2]);
-  await flow.initialize(init0);
-  init0.dispose();
-  const adam = new Adam(flow.store.paramSet!, { lr: 1e-4 });
-  const ring = new LossRing();
-  let stepNo = 0;
-  const step = () => {
-    scope(() => {
-      const x = tensor(batches[stepNo % batches.length]!, [B, 2]);
-      const { value, grads } = valueAndGrad(() => neg(mean(flow.logProb(x))), flow.parameters);
-      adam.step(grads);
-      ring.record(value, flow.store.paramSet!.flat, stepNo);
-    });
-    b.flush();
-    stepNo++;
-  };
+  const trainer = await flowTrainer(b, model); // one model for every level: the levels alternate on it
+  const step = trainer.step;
   const times = new Map<FusionLevel, number[]>();
   const disp = new Map<FusionLevel, number>();
   for (const l of levels) {
@@ -95,8 +76,6 @@ for (const model of models) {
     rows.push(`| ${model} | ${l} | ${disp.get(l)} | ${ms.toFixed(1)} | ${(layerMs / ms).toFixed(2)}× |`);
   }
   setFusion('step');
-  ring.dispose();
-  adam.dispose();
-  flow.dispose();
+  trainer.dispose();
 }
 console.log(`| model | fusion | dispatches/step | ms/step (median of ${rounds} × ${steps} steps) | layer ÷ this |\n|---|---|---|---|---|\n${rows.join('\n')}`);
