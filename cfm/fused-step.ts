@@ -22,8 +22,6 @@ import { PHILOX_WGSL } from '../kernels/random';
 import { f32, u32, type Binding } from '../kernels/wgsl';
 import { MATCH_STRUCT, matcherWgsl, streamWgsl } from './matchers';
 
-export { adamUniforms } from '../kernels/adam';
-
 export interface FusedStepShape {
   layout: MlpLayout;
   method: CfmMethod;

@@ -15,7 +15,7 @@
  */
 import type { KernelSpec } from '../engine/backend';
 import { Adam, add, getBackend, keep, LossRing, LOSS_SLOTS, mean, mlpFallbackReason, mul, noGrad, scope, square, sub, Tensor, valueAndGrad, withFusion, zeros, type FusionLevel, type RingRead } from '../engine';
-import { adamUniforms, reduceAdamKernel } from '../kernels/adam';
+import { reduceAdamKernel } from '../kernels/adam';
 import { declareArrays, emitForward, emitReverse, range, type MlpNet } from '../kernels/mlp/emit';
 import { layoutSize, stateDim, type MlpLayout } from '../kernels/ode';
 import { PHILOX_WGSL } from '../kernels/random';
@@ -177,12 +177,9 @@ export class Sf2mStepper {
   readonly xy: Tensor;
   readonly ring = new LossRing();
   private readonly sinkhorn: GpuSinkhorn | null;
-  private readonly adamT: Adam | null = null;
-  private readonly m: Tensor | null = null;
-  private readonly v: Tensor | null = null;
-  private t = 0;
+  /** The moments and step count of both paths (the fused one applies it in its reduce kernel). */
+  private readonly adam: Adam;
   readonly shape: Sf2mStepShape;
-  private readonly a: Required<AdamConfig>;
 
   constructor(readonly model: Sf2mModel, readonly opts: Sf2mStepperOptions) {
     const wanted = opts.fusion ?? 'step';
@@ -192,16 +189,10 @@ export class Sf2mStepper {
     const B = opts.batch;
     this.xy = keep(zeros([2 * B, this.d]));
     this.sinkhorn = opts.sinkhorn ? new GpuSinkhorn(B, B, B, opts.sinkhorn.opts, opts.seed) : null;
-    this.a = { lr: opts.adam.lr, beta1: opts.adam.beta1 ?? 0.9, beta2: opts.adam.beta2 ?? 0.999, eps: opts.adam.eps ?? 1e-8, weightDecay: opts.adam.weightDecay ?? 0 };
     const S = opts.samplesPerThread ?? 8;
     const threads = Math.ceil(B / S);
     this.shape = { flow: model.flowLayout, score: model.scoreLayout, sigma: opts.sigma, batch: B, withPairs: !!opts.sinkhorn, samplesPerThread: S, workgroup: Math.max(1, Math.min(64, Math.ceil(threads / 2))) };
-    if (this.fusion === 'step') {
-      this.m = keep(zeros([model.params.size]));
-      this.v = keep(zeros([model.params.size]));
-    } else {
-      this.adamT = new Adam(model.params, { lr: this.a.lr, beta1: this.a.beta1, beta2: this.a.beta2, eps: this.a.eps, weightDecay: this.a.weightDecay });
-    }
+    this.adam = new Adam(model.params, opts.adam);
   }
 
   /** Records step `step` on the batch `xy` (2B × d: x0 rows then x1 rows) and submits it. */
@@ -227,9 +218,8 @@ export class Sf2mStepper {
     const np = this.model.params.size;
     const threads = Math.ceil(this.opts.batch / this.shape.samplesPerThread);
     const part = partials(this.model, this.shape, this.xy, pairs, step, this.opts.seed);
-    this.t++;
-    const u = adamUniforms({ ...this.a, t: this.t, step });
-    b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS)), [part.buffer, this.model.params.flat.buffer, this.m!.buffer, this.v!.buffer, this.ring.buffer.buffer], u);
+    const { uniforms, m, v } = this.adam.fusedStep(step);
+    b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS)), [part.buffer, this.model.params.flat.buffer, m, v, this.ring.buffer.buffer], uniforms);
     part.dispose();
   }
 
@@ -253,7 +243,7 @@ export class Sf2mStepper {
 
   private tapeStep(pairs: Tensor | null, step: number): void {
     const { value, grads } = this.lossAndGrads(pairs, step);
-    this.adamT!.step(grads);
+    this.adam.step(grads);
     this.ring.record(value, this.model.params.flat, step);
   }
 
@@ -262,24 +252,17 @@ export class Sf2mStepper {
   }
 
   async adamState(): Promise<AdamState> {
-    if (this.adamT) return this.adamT.state();
-    return { t: this.t, m: await this.m!.data(), v: await this.v!.data() };
+    return this.adam.state();
   }
 
   loadAdamState(s: AdamState): void {
-    if (this.adamT) return this.adamT.loadState(s);
-    if (s.m.length !== this.model.params.size || s.v.length !== this.model.params.size) throw new Error(`Sf2mStepper: Adam state has ${s.m.length} values for ${this.model.params.size} parameters`);
-    this.t = s.t;
-    getBackend().write(this.m!.buffer, s.m);
-    getBackend().write(this.v!.buffer, s.v);
+    this.adam.loadState(s);
   }
 
   dispose(): void {
     this.xy.dispose();
     this.ring.dispose();
-    this.adamT?.dispose();
-    this.m?.dispose();
-    this.v?.dispose();
+    this.adam.dispose();
   }
 }
 

@@ -15,7 +15,7 @@
 import type { CfmMethod } from '../train/contract';
 import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, mlpFallbackReason, noGrad, scope, square, sub, Tensor, valueAndGrad, withFusion, zeros, keep, type FusionLevel, type RingRead } from '../engine';
 import { layoutSize } from '../kernels/ode';
-import { adamUniforms, reduceAdamKernel } from '../kernels/adam';
+import { reduceAdamKernel } from '../kernels/adam';
 import { forwardBackwardKernel, fusedThreads, type FusedStepShape } from './fused-step';
 import { matcherKernel, matchUniforms } from './matchers';
 import type { VectorField } from './mlp';
@@ -76,16 +76,9 @@ export class CfmStepper {
   /** Per-step losses and the non-finite guard (engine/loss-ring.ts). */
   readonly ring: LossRing;
   private readonly sinkhorn: GpuSinkhorn | null;
-  private readonly adamT: Adam | null = null;
-  private readonly m: Tensor | null = null;
-  private readonly v: Tensor | null = null;
-  /** Adam steps taken (fused path; the tape path's Adam keeps its own). */
-  private t = 0;
+  /** The moments and step count of both paths (the fused one applies it in its reduce kernel). */
+  private readonly adam: Adam;
   private readonly shape: FusedStepShape;
-  private readonly beta1: number;
-  private readonly beta2: number;
-  private readonly eps: number;
-  private readonly wd: number;
 
   constructor(readonly vf: VectorField, readonly opts: StepperOptions) {
     const wanted = opts.fusion ?? ((opts.mode ?? 'fused') === 'fused' ? 'step' : 'layer');
@@ -102,10 +95,6 @@ export class CfmStepper {
     this.xy = keep(zeros(this.c > 0 ? [2 * B * this.d + B * this.c] : [2 * B, this.d]));
     this.ring = new LossRing();
     this.sinkhorn = opts.sinkhorn ? new GpuSinkhorn(B, B, B, opts.sinkhorn.opts, opts.seed) : null;
-    this.beta1 = opts.adam.beta1 ?? 0.9;
-    this.beta2 = opts.adam.beta2 ?? 0.999;
-    this.eps = opts.adam.eps ?? 1e-8;
-    this.wd = opts.adam.weightDecay ?? 0;
     const S = opts.samplesPerThread ?? 8;
     const threads = Math.ceil(B / S);
     this.shape = {
@@ -119,12 +108,7 @@ export class CfmStepper {
       // At least two workgroups so SwiftShader spreads a small batch over two cores.
       workgroup: Math.max(1, Math.min(64, Math.ceil(threads / 2))),
     };
-    if (this.mode === 'tape') {
-      this.adamT = new Adam(vf.params, { lr: opts.adam.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.wd });
-    } else {
-      this.m = keep(zeros([vf.params.size]));
-      this.v = keep(zeros([vf.params.size]));
-    }
+    this.adam = new Adam(vf.params, opts.adam);
   }
 
   /**
@@ -160,9 +144,8 @@ export class CfmStepper {
     if (pairs) bufs.push(pairs.buffer);
     bufs.push(part.buffer);
     b.dispatch(b.prepare(forwardBackwardKernel(this.shape)), bufs, matchUniforms(this.opts.seed, step));
-    this.t++;
-    const u = adamUniforms({ lr: this.opts.adam.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, t: this.t, weightDecay: this.wd, step });
-    b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS)), [part.buffer, this.vf.params.flat.buffer, this.m!.buffer, this.v!.buffer, this.ring.buffer.buffer], u);
+    const { uniforms, m, v } = this.adam.fusedStep(step);
+    b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS)), [part.buffer, this.vf.params.flat.buffer, m, v, this.ring.buffer.buffer], uniforms);
     part.dispose();
   }
 
@@ -196,7 +179,7 @@ export class CfmStepper {
   private tapeStep(pairs: Tensor | null, step: number): void {
     const { input, target } = this.matched(pairs, step);
     const { value, grads } = this.lossAndGrads(input, target, this.context());
-    this.adamT!.step(grads);
+    this.adam.step(grads);
     this.ring.record(value, this.vf.params.flat, step);
   }
 
@@ -211,24 +194,17 @@ export class CfmStepper {
   }
 
   async adamState(): Promise<AdamState> {
-    if (this.adamT) return this.adamT.state();
-    return { t: this.t, m: await this.m!.data(), v: await this.v!.data() };
+    return this.adam.state();
   }
 
   loadAdamState(s: AdamState): void {
-    if (this.adamT) return this.adamT.loadState(s);
-    if (s.m.length !== this.vf.params.size || s.v.length !== this.vf.params.size) throw new Error(`CfmStepper: Adam state has ${s.m.length} values for ${this.vf.params.size} parameters`);
-    this.t = s.t;
-    getBackend().write(this.m!.buffer, s.m);
-    getBackend().write(this.v!.buffer, s.v);
+    this.adam.loadState(s);
   }
 
   dispose(): void {
     this.xy.dispose();
     this.ring.dispose();
-    this.adamT?.dispose();
-    this.m?.dispose();
-    this.v?.dispose();
+    this.adam.dispose();
   }
 }
 

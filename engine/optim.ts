@@ -7,6 +7,7 @@ import { concat, reshape, tensor, zeros } from './ops';
 import { noGrad } from './autodiff';
 import { checkShape, fmt, sizeOf } from './shape';
 import { getBackend, keep, scope, Tensor } from './tensor';
+import type { BufferHandle } from './backend';
 
 export interface ParamSpec {
   readonly name: string;
@@ -130,6 +131,18 @@ export class Adam {
         b.dispatch(b.prepare(adamKernel(this.params.size)), [this.params.flat.buffer, flatGrad.buffer, this.m.buffer, this.v.buffer], u);
       }),
     );
+  }
+
+  /**
+   * For a step that applies Adam inside its own kernel (the fused CFM and [SF]2M steps run
+   * kernels/adam.ts's body after their gradient reduction): advances t and returns this step's
+   * uniforms and the moment buffers, so that the state, checkpoints and disposal stay this class's.
+   * `step` is the training step the kernel's loss-ring slot and guard report.
+   */
+  fusedStep(step: number, lr = this.lr): { uniforms: Uint8Array; m: BufferHandle; v: BufferHandle } {
+    this.t++;
+    const uniforms = adamUniforms({ lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, t: this.t, weightDecay: this.weightDecay, step });
+    return { uniforms, m: this.m.buffer, v: this.v.buffer };
   }
 
   /** Optimizer state for checkpoints. */
