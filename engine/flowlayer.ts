@@ -13,8 +13,7 @@
 import { flowHeadForwardKernel, flowHeadReverseKernel, headOutputs, headParamCount, headWidths, type FlowHead, type FlowHeadDesc } from '../kernels/mlp/heads';
 import { mlpReduceKernel, mlpThreads, packedOffsets, type MlpDesc, type SlotRef } from '../kernels/mlp/kernels';
 import type { BufferHandle } from './backend';
-import { checkMlp, mlpDims, mlpParts, SAMPLES_FWD, SAMPLES_REV, slotsOf, type MlpParams } from './mlp';
-import { forward } from './prims';
+import { bindWithinLimit, checkMlp, mlpDims, mlpParts, SAMPLES_FWD, SAMPLES_REV, type MlpParams } from './mlp';
 import { fmt } from './shape';
 import { getBackend, Tensor } from './tensor';
 
@@ -81,23 +80,7 @@ function describe(pt: Parts, p: FlowLayerParams, samples: number, extra: Tensor[
   const L = p.layers;
   const head = [pt.h, ...(pt.ctx ? [pt.ctx] : [])];
   const params = [...pt.ws, ...pt.bs, ...(pt.masks ?? []), ...(pt.pre ? [pt.pre.s, pt.pre.b] : [])];
-  const maxSlots = Math.max(3, (getBackend().adapter.limits.maxStorageBuffersPerShaderStage ?? 8) - 2);
-  let { buffers, refs } = slotsOf([...head, ...params, ...extra]);
-  let scratch: Tensor | null = null;
-  if (buffers.length > maxSlots) {
-    const flat = params.map((t) => Tensor.view(t, [t.size]));
-    scratch = forward.concat(flat, { axis: 0 });
-    for (const f of flat) f.dispose();
-    let off = 0;
-    const views = params.map((t) => {
-      const v = Tensor.view(scratch!, t.shape, off);
-      off += t.size;
-      return v;
-    });
-    ({ buffers, refs } = slotsOf([...head, ...views, ...extra]));
-    for (const v of views) v.dispose();
-  }
-  if (buffers.length > maxSlots) throw new Error(`flowLayer: the layer's tensors live in ${buffers.length} buffers, more than this adapter binds (${maxSlots})`);
+  const { buffers, refs, scratch } = bindWithinLimit("flowLayer: the layer's tensors", head, params, extra);
   let i = 0;
   const x = refs[i++]!;
   const ctx = pt.ctx ? refs[i++]! : null;

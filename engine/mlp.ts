@@ -69,16 +69,14 @@ export function slotsOf(ts: readonly Tensor[]): { buffers: BufferHandle[]; refs:
 }
 
 /**
- * The kernel's view of the inputs. When they live in more buffers than the adapter binds, the
- * parameters and masks are first copied into one scratch buffer (a concat; returned for disposal).
+ * Binding slots for `head`, `params` and `extra` within the adapter's storage-buffer limit: when they
+ * live in more buffers than it binds, the parameters (and masks) are first copied into one scratch
+ * buffer (a concat; returned for the caller to dispose). Throws, naming `what`, when even that does
+ * not fit. Shared by the `mlp` and `flowLayer` primitives.
  */
-function describe(parts: Parts, p: MlpParams, samples: number, extra: Tensor[] = []): { desc: MlpDesc; buffers: BufferHandle[]; extraRefs: SlotRef[]; scratch: Tensor | null } {
-  const L = p.layers;
-  const head = [parts.x, ...(parts.ctx ? [parts.ctx] : [])];
-  const params = [...parts.ws, ...parts.bs, ...(parts.masks ?? [])];
+export function bindWithinLimit(what: string, head: Tensor[], params: Tensor[], extra: Tensor[]): { buffers: BufferHandle[]; refs: SlotRef[]; scratch: Tensor | null } {
   const maxSlots = Math.max(3, (getBackend().adapter.limits.maxStorageBuffersPerShaderStage ?? 8) - 2);
-  let all = [...head, ...params, ...extra];
-  let { buffers, refs } = slotsOf(all);
+  let { buffers, refs } = slotsOf([...head, ...params, ...extra]);
   let scratch: Tensor | null = null;
   if (buffers.length > maxSlots) {
     const flat = params.map((t) => Tensor.view(t, [t.size]));
@@ -90,10 +88,19 @@ function describe(parts: Parts, p: MlpParams, samples: number, extra: Tensor[] =
       off += t.size;
       return v;
     });
-    all = [...head, ...views, ...extra];
-    ({ buffers, refs } = slotsOf(all));
+    ({ buffers, refs } = slotsOf([...head, ...views, ...extra]));
     for (const v of views) v.dispose();
   }
+  if (buffers.length > maxSlots) throw new Error(`${what} live in ${buffers.length} buffers, more than this adapter binds (${maxSlots})`);
+  return { buffers, refs, scratch };
+}
+
+/** The kernel's view of the inputs (bindWithinLimit says how they are bound). */
+function describe(parts: Parts, p: MlpParams, samples: number, extra: Tensor[] = []): { desc: MlpDesc; buffers: BufferHandle[]; extraRefs: SlotRef[]; scratch: Tensor | null } {
+  const L = p.layers;
+  const head = [parts.x, ...(parts.ctx ? [parts.ctx] : [])];
+  const params = [...parts.ws, ...parts.bs, ...(parts.masks ?? [])];
+  const { buffers, refs, scratch } = bindWithinLimit("mlp: the network's tensors", head, params, extra);
   let i = 0;
   const x = refs[i++]!;
   const ctx = parts.ctx ? refs[i++]! : null;
@@ -103,7 +110,6 @@ function describe(parts: Parts, p: MlpParams, samples: number, extra: Tensor[] =
   i += L;
   const mask = parts.masks ? refs.slice(i, i + L) : null;
   if (mask) i += L;
-  if (buffers.length > maxSlots) throw new Error(`mlp: the network's tensors live in ${buffers.length} buffers, more than this adapter binds (${maxSlots})`);
   const desc: MlpDesc = { batch: parts.x.shape[0]!, dims: mlpDims(parts), contextCols: p.contextCols, activation: p.activation, slots: buffers.length, x, ctx, w, b, mask, samples };
   return { desc, buffers, extraRefs: refs.slice(i), scratch };
 }
