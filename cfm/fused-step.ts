@@ -45,7 +45,8 @@ export function fusedThreads(s: FusedStepShape): number {
   return Math.ceil(s.batch / s.samplesPerThread);
 }
 
-function declare(bindings: readonly Binding[], pSize: number, fixedP: boolean): string {
+/** WGSL declarations of a fused step's bindings; the parameters P as a fixed-size array when `fixedP`. */
+export function declare(bindings: readonly Binding[], pSize: number, fixedP: boolean): string {
   return bindings
     .map((b, i) => {
       if (b.kind === 'uniform') return `@group(0) @binding(${i}) var<uniform> ${b.name}: ${b.type};`;

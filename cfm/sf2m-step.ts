@@ -23,6 +23,7 @@ import { f32, spec, u32, type Binding } from '../kernels/wgsl';
 import { MATCH_STRUCT, matcherWgsl, matchUniforms, streamWgsl } from './matchers';
 import { costMatrix, GpuSinkhorn, type Pairing, type SinkhornOptions } from './ot';
 import type { Sf2mModel } from './sf2m';
+import { declare } from './fused-step';
 import type { AdamConfig, AdamState } from './step';
 
 /** WGSL `fn lambda_t(t) -> f32`: 2σ√(t(1−t))/(σ² + 1e-8) (torchcfm compute_lambda). */
@@ -143,10 +144,7 @@ export function sf2mForwardBackwardKernel(s: Sf2mStepShape): KernelSpec {
   block(s.flow, (q, j) => `(o_${q}[${j}] - ut[${q}][${j}]) * valid[${q}]`, () => `${scale} * r`);
   block(s.score, (q, j) => `(lm[${q}] * o_${q}[${j}] + ep[${q}][${j}]) * valid[${q}]`, (q) => `${scale} * lm[${q}] * r`);
   L.push(`  PART[po + ${u32(NP)}] = lsum;`);
-  const decl = bindings
-    .map((b, i) => (b.kind === 'uniform' ? `@group(0) @binding(${i}) var<uniform> ${b.name}: ${b.type};` : `@group(0) @binding(${i}) var<storage, ${b.kind === 'read' ? 'read' : 'read_write'}> ${b.name}: ${b.name === 'P' ? `array<f32, ${NP}>` : 'array<f32>'};`))
-    .join('\n');
-  const src = `${decl}
+  const src = `${declare(bindings, NP, true)}
 ${preamble(s.sigma, d)}
 @compute @workgroup_size(${s.workgroup})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
