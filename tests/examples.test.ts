@@ -13,6 +13,7 @@ import { describe, expect, test, vi } from 'vitest';
 import { launchChromium } from '../browser/chromium';
 import { startStaticServer } from '../browser/server';
 import { gpu } from './helpers';
+import { sampleDots } from './fixtures/page-canvas';
 
 const ROOT = path.resolve(__dirname, '..');
 const NODE_EXAMPLE = path.join(ROOT, 'examples', 'node', 'train.ts');
@@ -75,12 +76,7 @@ describe('examples', () => {
       expect(errors).toEqual([]);
       expect(text).toMatch(/^done: 40 steps, W2 \d+\.\d{3}, \d+\.\d ms\/step$/);
       // Dots drawn: a good share of the canvas is the sample colour, not the white background.
-      const drawn = await page.$eval('#samples', (c) => {
-        const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 400, 400).data;
-        let k = 0;
-        for (let i = 0; i < d.length; i += 4) if (d[i]! < 100 && d[i + 2]! > 150) k++;
-        return k;
-      });
+      const drawn = await sampleDots(page);
       expect(drawn).toBeGreaterThan(500);
     } finally {
       await chromium.close();

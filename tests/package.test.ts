@@ -22,6 +22,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { launchChromium } from '../browser/chromium';
 import { startStaticServer } from '../browser/server';
+import { sampleDots } from './fixtures/page-canvas';
 
 const ROOT = path.resolve(__dirname, '..');
 const DEPS = ['esbuild', 'puppeteer-core', 'webgpu'];
@@ -143,12 +144,7 @@ export async function go(signal: AbortSignal): Promise<number> {
       expect(steps.every(([, loss]) => Number.isFinite(loss))).toBe(true);
       // W2 of the final samples is a number only if every sample was finite; and they were drawn.
       expect(Number.isFinite(Number(/W2 (\S+),/.exec(last)![1]))).toBe(true);
-      const drawn = await page.$eval('#samples', (c) => {
-        const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 400, 400).data;
-        let k = 0;
-        for (let i = 0; i < d.length; i += 4) if (d[i]! < 100 && d[i + 2]! > 150) k++;
-        return k;
-      });
+      const drawn = await sampleDots(page);
       expect(drawn).toBeGreaterThan(500);
     } finally {
       await chromium.close();
