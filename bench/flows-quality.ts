@@ -8,6 +8,7 @@
  *        [--models realnvp,maf] [--datasets ffjord-moons,checkerboard,ffjord-8gaussians]
  *        [--layers K] [--hidden 64,64] [--seed 0] [--test-size 20000]
  *        [--variant coupling|autoregressive] [--bins K] [--bound B]   (nsf)
+ *        [--fusion ops|layer|mlp|step]   (the engine's fusion level; default the flows' mlp)
  *
  * Prints one progress line per report to stderr and a markdown table to stdout; writes
  * OUT_DIR/<model>-<dataset>-density.png, -samples.png, -density.json (the log-density grid, for
@@ -23,7 +24,7 @@ import { flowJob } from '../train/registry';
 import type { FlowMethod } from '../train/contract';
 
 function usage(msg: string): never {
-  console.error(`flows-quality: ${msg}\nusage: node scripts/run-ts.mjs bench/flows-quality.ts OUT_DIR [--steps N] [--batch B] [--lr X] [--models realnvp,maf] [--datasets a,b] [--layers K] [--hidden 64,64] [--seed S] [--test-size N] [--variant coupling|autoregressive] [--bins K] [--bound B]`);
+  console.error(`flows-quality: ${msg}\nusage: node scripts/run-ts.mjs bench/flows-quality.ts OUT_DIR [--steps N] [--batch B] [--lr X] [--models realnvp,maf] [--datasets a,b] [--layers K] [--hidden 64,64] [--seed S] [--test-size N] [--variant coupling|autoregressive] [--bins K] [--bound B] [--fusion ops|layer|mlp|step]`);
   process.exit(2);
 }
 
@@ -36,7 +37,7 @@ for (let i = 1; i < args.length; i += 2) {
   if (!k.startsWith('--') || args[i + 1] === undefined) usage(`bad argument "${k}"`);
   flags.set(k.slice(2), args[i + 1]!);
 }
-const known = ['steps', 'batch', 'lr', 'models', 'datasets', 'layers', 'hidden', 'seed', 'test-size', 'variant', 'bins', 'bound'];
+const known = ['steps', 'batch', 'lr', 'models', 'datasets', 'layers', 'hidden', 'seed', 'test-size', 'variant', 'bins', 'bound', 'fusion'];
 for (const k of flags.keys()) if (!known.includes(k)) usage(`unknown flag --${k}; accepted: ${known.map((f) => `--${f}`).join(', ')}`);
 const num = (k: string, d: number) => {
   const v = flags.has(k) ? Number(flags.get(k)) : d;
@@ -55,6 +56,7 @@ const options: Record<string, unknown> = { testSize, grid: 200 };
 if (flags.has('layers')) options.layers = Number(flags.get('layers'));
 if (flags.has('hidden')) options.hidden = flags.get('hidden');
 for (const k of ['variant', 'bins', 'bound']) if (flags.has(k)) options[k] = flags.get(k); // nsf's options
+if (flags.has('fusion')) options.fusion = flags.get('fusion');
 
 mkdirSync(outDir, { recursive: true });
 const backend = await init({ runtime: 'node' });
