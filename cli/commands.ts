@@ -5,7 +5,7 @@ import path from 'node:path';
 import { DATASETS } from '../datasets/toy2d';
 import { encodeCsv, encodeNpy } from '../datasets/files';
 import { IMAGE_DATASETS, isImageDataset } from '../datasets/image-names';
-import { imageSamplesToPixels } from './images';
+import { imageSamplesToPixels } from '../train/images';
 import type { AdapterReport } from '../engine/backend';
 import { adapterSummary } from '../engine/runtime';
 import { writeFileAtomic } from '../io/atomic';
@@ -234,7 +234,7 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
   const { result, runtime, json, adapter } = run;
   // A conditional model's samples carry their label as one more, last column (read back with --label-column).
   let s = result.labels ? withLabelColumn(result.samples, result.labels) : result.samples;
-  // An image model's samples as pixels in [−1, 1] (cli/images.ts; the PCA basis from the dataset's name).
+  // An image model's samples as pixels in [−1, 1] (train/images.ts; the PCA basis from the dataset's name).
   if (trainConfig?.target && isImageDataset(trainConfig.target)) s = imageSamplesToPixels(trainConfig.target, s, result.samples.dim);
   writeFileAtomic(out, ext === '.npy' ? encodeNpy(s.data, [s.n, s.dim]) : encodeCsv(s.data, s.n, s.dim));
   const shown = displayPath(ctx.cwd, out);

@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadDataFile } from '../datasets/files';
 import { isImageDataset } from '../datasets/image-names';
-import { imageSourceName, imageTargetName, imageTraining, withImageDefaults } from './images';
+import { checkImageFlags, imageSourceName, imageTargetName, imageTraining } from './images';
+import { withImageDefaults } from '../train/images';
 import { splitLabelColumn } from '../datasets/labels';
 import { UsageError, type FlagSpec, type Parsed } from './args';
 import type { DataMatrix, LabelSet, Method, TrainConfig } from '../train/contract';
@@ -86,11 +87,12 @@ export function resolveModel(p: Parsed, steps: number): ResolvedModel {
   }
   if (p.given.has('ot') && method !== 'otcfm' && method !== 'sbcfm' && method !== 'sf2m') throw new UsageError(`--ot: only otcfm, sbcfm and sf2m use an OT plan (method is ${method})`);
   const dataFile = (v.data as string | undefined) ?? null;
-  // An image target (cli/images.ts): its canonical name, a N(0, I) source unless --source names
-  // an image class to translate from, and the image runs' default options.
+  // An image target (train/images.ts; cli/images.ts words its errors with the flags): its canonical
+  // name, a N(0, I) source unless --source names an image class to translate from, and the image
+  // runs' default options.
   if (dataFile && p.given.has('classes')) throw new UsageError('--classes: only image targets have classes (e.g. --target fashion-mnist --classes 7,9), not --data');
   const imageTarget = dataFile ? null : imageTargetName(v.target as string | undefined, v.classes as string | undefined);
-  if (imageTarget && (family !== 'cfm' || method === 'sf2m')) throw new UsageError(`--target ${imageTarget}: image datasets train with the flow-matching methods otcfm, icfm, fm, sbcfm, vpcfm (method is ${method})`);
+  if (imageTarget) checkImageFlags(method, imageTarget);
   const sourceName = (v.source as string | undefined) ?? (imageTarget ? 'gaussian' : TRAIN_DEFAULTS.source);
   const source = usesSource(method) ? (isImageDataset(sourceName) ? imageSourceName(sourceName, imageTarget) : checkDataset('source', sourceName)) : null;
   const target = dataFile ? null : (imageTarget ?? checkDataset('target', (v.target as string | undefined) ?? TRAIN_DEFAULTS.target[family]));
@@ -123,7 +125,7 @@ export function toTrainConfig(s: StoredTrainConfig, data?: DataMatrix, labels?: 
   if (data) c.data = data;
   if (labels) c.labels = labels;
   if (s.target && isImageDataset(s.target)) {
-    // An image run trains on the images' model-space rows (cli/images.ts), loaded from the name.
+    // An image run trains on the images' model-space rows (train/images.ts), loaded from the name.
     const img = imageTraining(s.target, s.source, s.options, (line) => process.stderr.write(`wgflow: ${line}\n`));
     c.data = img.data;
     if (img.labels) c.labels = img.labels;

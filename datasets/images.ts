@@ -12,15 +12,24 @@
  * it in milliseconds instead of fitting it again (~10 s). A fresh fit is rounded to float32 too, so
  * a cached and a fresh basis are the same numbers and runs stay bit-reproducible.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { DataMatrix } from './files';
 import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors';
 import { FASHION_MNIST_DIR, loadFashionMnist, type ImageSet } from './fashion-mnist';
 import { IMAGE_DATASETS, imageDatasetName, parseImageDataset, type ImageDatasetSpec } from './image-names';
 import { fitPca, pcaDecode, pcaEncode, type Pca } from './pca';
+
+/**
+ * A Node built-in at call time (process.getBuiltinModule, as io/atomic.ts), not a static import:
+ * the library entry reaches this module (api/ → train/images.ts), and a page bundle of it must
+ * build; only calling these functions in a page fails, saying so.
+ */
+function node<T>(id: 'node:crypto' | 'node:fs' | 'node:os' | 'node:path'): T {
+  const mod = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.(id);
+  if (!mod) throw new Error(`${id} is unavailable: image datasets are read from files, in Node.js >= 20.16, not in a browser`);
+  return mod as T;
+}
+type Path = typeof import('node:path');
+type Fs = typeof import('node:fs');
 
 /** Rows the PCA covariance is accumulated from (evenly spaced over the training split). */
 export const PCA_ROWS = 10_000;
@@ -37,6 +46,7 @@ export function imageDataDir(base: string): string {
  */
 export function imageCacheDir(): string {
   if (process.env.WGFLOW_CACHE_DIR) return process.env.WGFLOW_CACHE_DIR;
+  const path = node<Path>('node:path'), os = node<typeof import('node:os')>('node:os');
   const xdg = process.env.XDG_CACHE_HOME;
   return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'wgflow');
 }
@@ -44,7 +54,8 @@ export function imageCacheDir(): string {
 /** A short hash of the dataset files' names, sizes and times: a cache entry is for these files only. */
 export function dataFingerprint(base: string): string {
   const dir = imageDataDir(base);
-  const h = createHash('sha256').update(`${base}\n${path.resolve(dir)}\n`);
+  const path = node<Path>('node:path'), { existsSync, statSync } = node<Fs>('node:fs');
+  const h = node<typeof import('node:crypto')>('node:crypto').createHash('sha256').update(`${base}\n${path.resolve(dir)}\n`);
   for (const f of ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']) {
     const p = path.join(dir, f);
     if (existsSync(p)) {
@@ -108,6 +119,7 @@ const pcas = new Map<string, Pca>();
 export function imagePca(base: string, k: number, onFit?: (what: string) => void): Pca {
   const side = IMAGE_DATASETS[base]!.side;
   const dim = side * side;
+  const path = node<Path>('node:path'), { existsSync, mkdirSync } = node<Fs>('node:fs');
   const file = path.join(imageCacheDir(), `${base}-pca${k}-${dataFingerprint(base)}.safetensors`);
   const hit = pcas.get(file) ?? (existsSync(file) ? pcaFromFile(file, dim, k) : null);
   if (hit) {

@@ -18,8 +18,7 @@
  * the step count (for tests and quick looks: fewer steps give a weaker evaluator, so the metrics of
  * runs are comparable only at the same count, which metrics.json records). Node only.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { nodeFs, nodePath } from '../io/atomic';
 import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors';
 import { dataFingerprint, imageCacheDir, loadImageSplit, selectClasses } from '../datasets/images';
 import { IMAGE_DATASETS } from '../datasets/image-names';
@@ -54,6 +53,8 @@ export async function imageEvaluator(base: string, onNote?: (line: string) => vo
   const side = IMAGE_DATASETS[base]!.side;
   const steps = evaluatorSteps();
   const cfg: ClassifierConfig = { inputDim: side * side, classes: IMAGE_DATASETS[base]!.classes.length, hidden: [...EVALUATOR.hidden], steps, batch: EVALUATOR.batch, lr: EVALUATOR.lr, seed: EVALUATOR.seed };
+  // Node's fs at call time (io/atomic.ts): a page bundle of the library reaches this module.
+  const path = nodePath(), { existsSync, mkdirSync } = nodeFs();
   const file = path.join(imageCacheDir(), `${base}-evaluator-s${steps}-${dataFingerprint(base)}.safetensors`);
   const test = loadImageSplit(base, 'test');
   if (existsSync(file)) {
