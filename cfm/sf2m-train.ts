@@ -19,7 +19,7 @@ import { w2 } from './metrics';
 import { segmentPlan } from './ode';
 import { Sf2mModel, sf2mShapes } from './sf2m';
 import { Sf2mStepper } from './sf2m-step';
-import { cfmEvaluate, cfmSample, cfmTrainer, configFrom, evaluateModel, sourceSampler, stepBatch, stepStream, STREAM, targetSampler, type CfmConfig } from './train';
+import { asEvaluation, cfmEvaluate, cfmRun, cfmSample, cfmTrainer, configFrom, evaluateModel, sinkhornOf, sourceSampler, stepBatch, STREAM, targetSampler, type CfmConfig } from './train';
 
 export interface SdeOptions {
   /** Euler–Maruyama steps over [t0, t1] (default 100). */
@@ -90,61 +90,27 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
   const src = sourceSampler(c);
   const tgt = targetSampler(c, cfg.data);
   if (tgt.dim !== c.dim || src.dim !== c.dim) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
-  const model = new Sf2mModel({ dim: c.dim, hidden: c.hidden, activation: c.activation }, new Rng(c.seed, STREAM.init));
-  let stepper: Sf2mStepper | null = null;
-  try {
-    stepper = new Sf2mStepper(model, {
-      sigma: c.sigma,
-      batch: c.batch,
-      seed: c.seed,
-      fusion: c.fusion ?? (c.stepMode === 'tape' ? 'layer' : 'step'),
-      sinkhorn: c.coupling === 'sinkhorn' ? { opts: { reg: c.reg!, normalize: c.normalizeCost, maxIter: c.sinkhornMaxIter, tol: c.sinkhornTol, epsScaling: c.sinkhornEpsScaling }, pairing: c.pairing } : undefined,
-      adam: { lr: c.lr, weightDecay: c.weightDecay },
-    });
-    if (resume) {
-      model.params.load(resume.params);
-      stepper.loadAdamState(resume.adam);
-    }
-  } catch (e) {
-    stepper?.dispose();
-    model.dispose();
-    throw e;
-  }
-  const st = stepper;
-  let at = resume?.step ?? 0;
-  return {
-    step(step) {
-      st.step(stepBatch(c, step, src, tgt), step);
-      at = step + 1;
-    },
-    readLosses: (from, to) => st.readRing(from, to),
-    async snapshot() {
-      return {
-        params: await model.params.read(),
-        adam: await st.adamState(),
-        extra: { rng: 'philox-per-step', dataStreams: { source: stepStream(at, 0), target: stepStream(at, 1), pairing: stepStream(at, 2) }, gpuDraw: at, sinkhornDraw: c.coupling === 'sinkhorn' ? at : null },
-      };
-    },
+  return cfmRun(c, new Sf2mModel({ dim: c.dim, hidden: c.hidden, activation: c.activation }, new Rng(c.seed, STREAM.init)), resume, {
+    stepper: (model) =>
+      new Sf2mStepper(model, {
+        sigma: c.sigma,
+        batch: c.batch,
+        seed: c.seed,
+        fusion: c.fusion ?? (c.stepMode === 'tape' ? 'layer' : 'step'),
+        sinkhorn: sinkhornOf(c),
+        adam: { lr: c.lr, weightDecay: c.weightDecay },
+      }),
+    batch: (step) => stepBatch(c, step, src, tgt),
     divergenceAdvice: `Try a lower --lr (this run: ${c.lr}) or a larger --sigma (this run: ${c.sigma}; the score target −ε/λ(t) grows as 1/σ near t = 0 and 1)`,
-    async evaluate() {
+    async evaluate(model) {
       const vf = await model.flowField();
       try {
-        const ev = await evaluateModel(vf, c, { data: cfg.data });
-        return {
-          metrics: { w2: ev.w2, npe: ev.npe, nll: ev.nll },
-          samples: { data: ev.samples, n: ev.samples.length / c.dim, dim: c.dim },
-          target: { data: ev.targetSamples, n: ev.targetSamples.length / c.dim, dim: c.dim },
-          trajectories: ev.trajectories,
-        };
+        return asEvaluation(await evaluateModel(vf, c, { data: cfg.data }), c.dim);
       } finally {
         vf.dispose();
       }
     },
-    dispose() {
-      st.dispose();
-      model.dispose();
-    },
-  };
+  });
 }
 
 /** [SF]2M for the training driver (train/registry.ts). */

@@ -25,12 +25,12 @@
  * naming the accepted ones. The shared fields (steps, batch, lr, seed, datasets) are checked by
  * train/options.ts.
  */
-import type { CfmMethod, Condition, ConditionalMetrics, DataMatrix, FamilyTrainer, TrainConfig, TrainingRun, TrainState } from '../train/contract';
+import type { CfmMethod, Condition, ConditionalMetrics, DataMatrix, Evaluation, FamilyTrainer, TrainConfig, TrainingRun, TrainState } from '../train/contract';
 import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../train/methods';
 import { conditionCols, resolveCondition, TRAIN_DEFAULTS } from '../train/options';
 import { conditionalBatch, condTargetSampler, labelledSource } from './conditional';
 import { evaluateConditional, sampleConditional } from './conditional-eval';
-import { FUSION_LEVELS, NonFiniteError, tensor, type FusionLevel } from '../engine';
+import { FUSION_LEVELS, NonFiniteError, tensor, type FusionLevel, type RingRead } from '../engine';
 import { Rng } from '../engine/philox';
 import { getDataset } from '../datasets/toy2d';
 import { isImageDataset } from '../datasets/image-names';
@@ -39,8 +39,8 @@ import { getMatcher, MATCHERS } from './matchers';
 import { meanOf, normalizedPathEnergy, w2 } from './metrics';
 import { MLP_ACTIVATIONS, mlpLayout, mlpShapes, offsetOf, paramCount, VectorField, type MlpConfig } from './mlp';
 import { odeSolve, SOLVERS, type Solver } from './ode';
-import { exactPairs, SINKHORN_DEFAULTS, type OtSolver, type Pairing } from './ot';
-import { CfmStepper, type StepMode } from './step';
+import { exactPairs, SINKHORN_DEFAULTS, type OtSolver, type Pairing, type SinkhornOptions } from './ot';
+import { CfmStepper, type AdamState, type StepMode } from './step';
 import type { MlpActivation } from '../kernels/ode';
 
 /** Everything a CFM run is defined by, defaults filled in (stored in the checkpoint). */
@@ -363,21 +363,85 @@ export async function evaluateModel(vf: VectorField, c: CfmConfig, opts: { data?
 
 // ---- training (the loop is train/driver.ts; this is the CFM part of it) ----
 
-function snapshot(vf: VectorField, stepper: CfmStepper, c: CfmConfig, step: () => number) {
-  return async () => {
-    const s = step();
-    return {
-      params: await vf.params.read(),
-      adam: await stepper.adamState(),
-      extra: {
-        // Every random draw is a function of (seed, step): batches use Philox streams per step, the
-        // GPU matcher and Sinkhorn sampling use draw = step. These are the counters resume needs.
-        rng: 'philox-per-step',
-        dataStreams: { source: stepStream(s, 0), target: stepStream(s, 1), pairing: stepStream(s, 2) },
-        gpuDraw: s,
-        sinkhornDraw: c.coupling === 'sinkhorn' ? s : null,
-      },
-    };
+/** What cfmRun needs of a CFM-family model: VectorField, or [SF]2M's two networks (cfm/sf2m.ts). */
+interface RunModel {
+  params: { read(): Promise<TrainState['params']>; load(p: TrainState['params']): void };
+  dispose(): void;
+}
+
+/** What cfmRun needs of its stepper: CfmStepper (cfm/step.ts) or Sf2mStepper (cfm/sf2m-step.ts). */
+interface RunStepper {
+  step(batch: Float32Array, step: number): void;
+  readRing(from: number, to: number): Promise<RingRead>;
+  adamState(): Promise<AdamState>;
+  loadAdamState(s: AdamState): void;
+  dispose(): void;
+}
+
+/** An evaluation's output (evaluateModel, or a conditional model's) as the driver's Evaluation. */
+export function asEvaluation(ev: Omit<EvalOutput, 'nfe'> & { conditional?: ConditionalMetrics | null }, dim: number): Evaluation {
+  return {
+    metrics: { w2: ev.w2, npe: ev.npe, nll: ev.nll, ...(ev.conditional ? { conditional: ev.conditional } : {}) },
+    samples: { data: ev.samples, n: ev.samples.length / dim, dim },
+    target: { data: ev.targetSamples, n: ev.targetSamples.length / dim, dim },
+    trajectories: ev.trajectories,
+  };
+}
+
+/** The GPU Sinkhorn of a Sinkhorn-coupled run (cfm/ot.ts), or undefined for the CPU's couplings. */
+export function sinkhornOf(c: CfmConfig): { opts: SinkhornOptions; pairing: Pairing } | undefined {
+  if (c.coupling !== 'sinkhorn') return undefined;
+  return { opts: { reg: c.reg!, normalize: c.normalizeCost, maxIter: c.sinkhornMaxIter, tol: c.sinkhornTol, epsScaling: c.sinkhornEpsScaling }, pairing: c.pairing };
+}
+
+/**
+ * The driver's TrainingRun (train/contract.ts) for a CFM-family model: one shell for the five
+ * matchers (prepare below) and [SF]2M (cfm/sf2m-train.ts), which differ only in the model, its
+ * stepper, the step's batch and the evaluation. Ownership: `model` is the run's from here on; the
+ * stepper is built here, a resumed state loaded into both, and both are disposed with the run (or
+ * here, when building fails). Every random draw is a function of (seed, step) — batches from
+ * per-step Philox streams, the GPU matcher and Sinkhorn sampling with draw = step — so the snapshot
+ * records those counters, which is all a resume needs.
+ */
+export function cfmRun<M extends RunModel>(c: CfmConfig, model: M, resume: TrainState | undefined, parts: {
+  stepper: (model: M) => RunStepper;
+  batch: (step: number) => Float32Array;
+  evaluate: (model: M) => Promise<Evaluation>;
+  divergenceAdvice: string;
+}): TrainingRun {
+  let stepper: RunStepper | null = null;
+  try {
+    stepper = parts.stepper(model);
+    if (resume) {
+      model.params.load(resume.params);
+      stepper.loadAdamState(resume.adam);
+    }
+  } catch (e) {
+    stepper?.dispose();
+    model.dispose();
+    throw e;
+  }
+  const st = stepper;
+  let at = resume?.step ?? 0;
+  return {
+    step(step) {
+      st.step(parts.batch(step), step);
+      at = step + 1;
+    },
+    readLosses: (from, to) => st.readRing(from, to),
+    async snapshot() {
+      return {
+        params: await model.params.read(),
+        adam: await st.adamState(),
+        extra: { rng: 'philox-per-step', dataStreams: { source: stepStream(at, 0), target: stepStream(at, 1), pairing: stepStream(at, 2) }, gpuDraw: at, sinkhornDraw: c.coupling === 'sinkhorn' ? at : null },
+      };
+    },
+    divergenceAdvice: parts.divergenceAdvice,
+    evaluate: () => parts.evaluate(model),
+    dispose() {
+      st.dispose();
+      model.dispose();
+    },
   };
 }
 
@@ -387,54 +451,26 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
   const src = sourceSampler(c, cfg.sourceData);
   const tgt = targetSampler(c, cfg.data);
   if (tgt.dim !== c.dim || (c.source && src.dim !== c.dim)) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
-  const vf = new VectorField(mlpConfigOf(c), new Rng(c.seed, STREAM.init));
   const condBatch = c.condition ? conditionalStepBatch(c, cfg, src) : null;
-  let stepper: CfmStepper | null = null;
-  try {
-    stepper = new CfmStepper(vf, {
-      method: c.method,
-      sigma: c.sigma,
-      batch: c.batch,
-      seed: c.seed,
-      mode: c.stepMode,
-      fusion: c.fusion,
-      // A conditional run pairs within classes on the CPU (cfm/conditional.ts), Sinkhorn included.
-      sinkhorn: c.coupling === 'sinkhorn' && !c.condition ? { opts: { reg: c.reg!, normalize: c.normalizeCost, maxIter: c.sinkhornMaxIter, tol: c.sinkhornTol, epsScaling: c.sinkhornEpsScaling }, pairing: c.pairing } : undefined,
-      adam: { lr: c.lr, weightDecay: c.weightDecay },
-    });
-    if (resume) {
-      vf.params.load(resume.params);
-      stepper.loadAdamState(resume.adam);
-    }
-  } catch (e) {
-    stepper?.dispose();
-    vf.dispose();
-    throw e;
-  }
-  const st = stepper;
-  let at = resume?.step ?? 0;
-  return {
-    step(step) {
-      st.step(condBatch ? condBatch(step) : stepBatch(c, step, src, tgt), step);
-      at = step + 1;
-    },
-    readLosses: (from, to) => st.readRing(from, to),
-    snapshot: snapshot(vf, st, c, () => at),
+  return cfmRun(c, new VectorField(mlpConfigOf(c), new Rng(c.seed, STREAM.init)), resume, {
+    stepper: (vf) =>
+      new CfmStepper(vf, {
+        method: c.method,
+        sigma: c.sigma,
+        batch: c.batch,
+        seed: c.seed,
+        mode: c.stepMode,
+        fusion: c.fusion,
+        // A conditional run pairs within classes on the CPU (cfm/conditional.ts), Sinkhorn included.
+        sinkhorn: c.condition ? undefined : sinkhornOf(c),
+        adam: { lr: c.lr, weightDecay: c.weightDecay },
+      }),
+    batch: (step) => (condBatch ? condBatch(step) : stepBatch(c, step, src, tgt)),
     divergenceAdvice: `Try a lower --lr (this run: ${c.lr}), or check the data for very large values`,
-    async evaluate() {
-      const ev = c.condition ? await evaluateCond(vf, c, { data: cfg.data, labels: cfg.labels, context: cfg.context }) : { ...(await evaluateModel(vf, c, { data: cfg.data, sourceData: cfg.sourceData })), conditional: null };
-      return {
-        metrics: { w2: ev.w2, npe: ev.npe, nll: ev.nll, ...(ev.conditional ? { conditional: ev.conditional } : {}) },
-        samples: { data: ev.samples, n: ev.samples.length / c.dim, dim: c.dim },
-        target: { data: ev.targetSamples, n: ev.targetSamples.length / c.dim, dim: c.dim },
-        trajectories: ev.trajectories,
-      };
+    async evaluate(vf) {
+      return asEvaluation(c.condition ? await evaluateCond(vf, c, { data: cfg.data, labels: cfg.labels, context: cfg.context }) : await evaluateModel(vf, c, { data: cfg.data, sourceData: cfg.sourceData }), c.dim);
     },
-    dispose() {
-      st.dispose();
-      vf.dispose();
-    },
-  };
+  });
 }
 
 /**
