@@ -7,7 +7,8 @@
  *
  * Runs wherever WebGPU does: in a page (navigator.gpu) or in Node (Dawn, the `webgpu` package).
  * The first call acquires a device unless the caller did (`init()` from 'wgflow/engine').
- * Browser-safe: Node-only helpers (readCheckpoint, writeCheckpoint) reach Node's fs only when called.
+ * Browser-safe: Node-only helpers (readCheckpoint, writeCheckpoint, and the image datasets: train
+ * on `fashion-mnist`, evaluateImages, imagePixels) reach Node's fs only when called.
  */
 import { getBackend, init } from '../engine';
 import type { RuntimeOptions } from '../engine';
@@ -18,6 +19,8 @@ import type { DataMatrix, LabelSet, Method, Progress, TrainOutcome, TrainState }
 import type { EvalResult, Solver } from '../train/methods';
 import { trainConfig, type TrainSpec } from '../train/options';
 import { getMethod } from '../train/registry';
+import { evaluateImageModel, imageSamplesToPixels, imageTrainSpec, type ImageEvaluation } from '../train/images';
+import { isImageDataset } from '../datasets/image-names';
 
 export { CFM_METHODS, FLOW_METHODS, type CfmMethod, type Condition, type ConditionalMetrics, type LabelSet, type DataMatrix, type FlowMethod, type Method, type Progress, type TrainConfig, type TrainOutcome, type TrainState } from '../train/contract';
 export { SOLVERS, type EvalResult, type Solver } from '../train/methods';
@@ -27,6 +30,8 @@ export { DeviceLostError, NonFiniteError, type AdapterReport, type RuntimeOption
 export { DATASETS, type DatasetInfo } from '../datasets/toy2d';
 export { parseCsv, parseNpy, encodeCsv, encodeNpy } from '../datasets/files';
 export { splitLabelColumn } from '../datasets/labels';
+export { IMAGE_EVAL, IMAGE_OPTION_DEFAULTS, type ImageEvaluation, type ImageMetrics, type ImagePixels } from '../train/images';
+export { FASHION_MNIST_CLASSES, IMAGE_DATASETS, IMAGE_DATASET_NAMES } from '../datasets/image-names';
 
 /** A trained model: what sampling and evaluation need (also what a checkpoint holds). */
 export interface Model {
@@ -65,7 +70,7 @@ export interface TrainResult extends TrainOutcome {
  * `sample({ method, config, params: state.params, step: state.step }, …)`. No GPU work.
  */
 export function resolvedConfig(spec: TrainSpec): Record<string, unknown> {
-  const cfg = trainConfig(spec);
+  const cfg = trainConfig(imageTrainSpec(spec) ?? spec);
   return getMethod(cfg.method).resolveConfig!(cfg);
 }
 
@@ -83,9 +88,15 @@ export async function ensureDevice(runtime: RuntimeOptions['runtime'] = 'auto'):
  * nice, glow, planar, radial, maf, nsf), then evaluates it (W2, NPE, NLL as the method has them).
  * Defaults and checks are train/options.ts's and the family's: a bad value is a RangeError naming
  * it and what is accepted.
+ *
+ * An image target (`fashion-mnist`, `fashion-mnist:7,9`, `fashion-mnist@pixels`; Node only: the
+ * images are files) trains on the images' PCA codes (or pixels) with the command line's image
+ * defaults (train/images.ts): `source: 'fashion-mnist:7'` translates one class into another,
+ * `options: { condition: 'labels' }` conditions on the classes. Judge it with evaluateImages().
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { onProgress, progressIntervalMs, onCheckpoint, checkpointEvery, signal, resume, runtime, ...spec } = options;
+  const { onProgress, progressIntervalMs, onCheckpoint, checkpointEvery, signal, resume, runtime, ...given } = options;
+  const spec = imageTrainSpec(given) ?? given;
   const cfg = trainConfig(spec);
   const impl = getMethod(cfg.method);
   impl.resolveConfig?.(cfg); // a bad option fails here, before a device is acquired
@@ -135,6 +146,47 @@ export interface EvaluateOptions {
 export async function evaluate(model: Model, opts: EvaluateOptions = {}): Promise<EvalResult> {
   await ensureDevice();
   return getMethod(model.method).evaluate({ config: model.config, params: model.params, step: model.step }, { target: opts.target ?? null, data: opts.data, n: opts.n ?? 2048, seed: opts.seed ?? 0, solver: opts.solver, solverSteps: opts.solverSteps, labels: opts.labels, guidance: opts.guidance });
+}
+
+export interface EvaluateImagesOptions {
+  /** Keys the generation's starting points (default: the model's training seed, as `wgflow train`). */
+  seed?: number;
+  /** Hears about the evaluator: trained by wgflow on first use (minutes on a software GPU), then cached. */
+  onNote?: (line: string) => void;
+}
+
+/**
+ * The image dataset a model was trained on (its config's dataName: the trainer records the rows it
+ * was given under the target's name), or a RangeError naming what it was trained on.
+ */
+function imageTargetOf(model: Model, what: string): string {
+  const t = model.config?.target ?? model.config?.dataName ?? null;
+  if (typeof t !== 'string' || !isImageDataset(t)) throw new RangeError(`${what}: the model was trained on ${JSON.stringify(t)}, not an image dataset; accepted: a model trained with target fashion-mnist[:CLASSES][@pcaK|@pixels]`);
+  return t;
+}
+
+/**
+ * Judges a model trained on an image dataset as `wgflow train` does (metrics.json's `images` block):
+ * samples drawn with RK4 (20 steps) and classified by the evaluator wgflow trains itself — Fréchet
+ * distance of its features to the test images' ‖μ−μ'‖² + tr(Σ + Σ' − 2(ΣΣ')^½) (FID-style, not
+ * Inception FID) and its model-space floor, per-class accuracy of a conditional model, target-class
+ * fraction and pixel distance of a translation. Returns the metrics and the pixels they were
+ * computed from (samples, per-class rows, translation pairs, trajectory frames). Node only.
+ */
+export async function evaluateImages(model: Model, opts: EvaluateImagesOptions = {}): Promise<ImageEvaluation> {
+  const target = imageTargetOf(model, 'evaluateImages');
+  await ensureDevice();
+  const source = typeof model.config.source === 'string' ? model.config.source : null;
+  return evaluateImageModel(model.config, model.params, { target, source, seed: opts.seed ?? Number(model.config.seed ?? 0), note: opts.onNote });
+}
+
+/**
+ * An image model's samples (sample()'s model-space rows, n × dim) as images: n × side² pixels in
+ * [−1, 1] (1 is ink), x = μ + zW for a PCA model (the basis comes back from the dataset's name).
+ * Node only.
+ */
+export function imagePixels(model: Model, samples: DataMatrix): DataMatrix {
+  return imageSamplesToPixels(imageTargetOf(model, 'imagePixels'), samples, Number(model.config.dim));
 }
 
 /** n points of a toy dataset (SPEC §2), as the trainers draw them (Philox, keyed by seed). */

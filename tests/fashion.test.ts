@@ -3,7 +3,9 @@
  * of bars, tests/fixtures/fashion-fixture.ts) through WGFLOW_FASHION_MNIST_DIR, with a private cache
  * folder and a 10-step evaluator: the names and their errors (exit 2), the PCA cache (same basis
  * fitted or read), and short end-to-end runs in Node that write image grids and the classifier-based
- * metrics (generation, translation).
+ * metrics (generation, translation); then the same through the library (api/: train on an image
+ * target, evaluateImages, imagePixels), which must give the command line's configuration and
+ * `images` block.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { imageDatasetName, isImageDataset, parseImageDataset } from '../datasets/image-names';
 import { decodePngSize } from '../io/png';
 import { imageGrid, trajectoryStrips } from '../cli/image-pictures';
+import { evaluateImages, imagePixels, resolvedConfig, sample, train, type Model } from '../api';
+import { imageData, loadImageSplit } from '../datasets/images';
 import { writeFashionFixture } from './fixtures/fashion-fixture';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -131,5 +135,134 @@ describe('wgflow train --target fashion-mnist (fixture)', () => {
     // The checkpoint alone names the data: --resume continues it.
     const more = wgflow(['train', '--runtime', 'node', '--out', out, '--resume', '--steps', '70']);
     expect(more.code, more.err).toBe(0);
+  }, 240_000);
+});
+
+describe('the library on image datasets (api/, train/images.ts)', () => {
+  const saved: Record<string, string | undefined> = {};
+  beforeAll(() => {
+    for (const k of ['WGFLOW_FASHION_MNIST_DIR', 'WGFLOW_CACHE_DIR', 'WGFLOW_EVALUATOR_STEPS'] as const) {
+      saved[k] = process.env[k];
+      process.env[k] = env[k];
+    }
+  });
+  afterAll(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  test('bad image specs are RangeErrors naming the value and what is accepted, before any GPU work', async () => {
+    await expect(train({ target: 'fashion-mnist:12', steps: 1 })).rejects.toThrow(/^target: dataset "fashion-mnist:12": "12" is not a class of fashion-mnist; accepted: /);
+    await expect(train({ target: 'fashion-mnist@jpeg', steps: 1 })).rejects.toThrow(RangeError);
+    await expect(train({ method: 'realnvp', target: 'fashion-mnist', steps: 1 })).rejects.toThrow(/^target fashion-mnist: image datasets train with the flow-matching methods otcfm, icfm, fm, sbcfm, vpcfm \(method is realnvp\)/);
+    await expect(train({ method: 'sf2m', target: 'fashion-mnist', steps: 1 })).rejects.toThrow(/method is sf2m/);
+    await expect(train({ source: 'fashion-mnist:7', target: 'moons', steps: 1 })).rejects.toThrow(/^source fashion-mnist:7: an image source translates to an image target of the same dataset/);
+    await expect(train({ source: 'fashion-mnist:7@pca8', target: 'fashion-mnist:9', steps: 1 })).rejects.toThrow(/same dataset in the same model space/);
+    await expect(train({ target: 'fashion-mnist', labels: { labels: new Uint8Array(1), numClasses: 2 }, steps: 1 })).rejects.toThrow(/^labels: the image target fashion-mnist brings its own rows and labels/);
+    const toy: Model = { method: 'otcfm', config: { target: 'moons' }, params: {}, step: 0 };
+    await expect(evaluateImages(toy)).rejects.toThrow(/^evaluateImages: the model was trained on "moons", not an image dataset; accepted: /);
+    expect(() => imagePixels(toy, { data: new Float32Array(2), n: 1, dim: 2 })).toThrow(/^imagePixels: .* not an image dataset/);
+  });
+
+  test('in a page (no Node file access) an image target is refused saying why', async () => {
+    const proc = process as unknown as { getBuiltinModule?: unknown };
+    const had = proc.getBuiltinModule;
+    proc.getBuiltinModule = undefined;
+    let run: Promise<unknown>;
+    try {
+      run = train({ target: 'fashion-mnist', steps: 1 }); // refused synchronously, before any await
+    } finally {
+      proc.getBuiltinModule = had;
+    }
+    await expect(run).rejects.toThrow(/^"fashion-mnist": image datasets are read from files .* in Node only .* train\(\{ data, \.\.\. \}\)/);
+  });
+
+  test('train() on fashion-mnist gives the command line\'s run: same configuration, same images block; pixels of the right shape', async () => {
+    const spec = { target: 'fashion-mnist:3,1,2@pca8', steps: 30, batch: 32, options: { hidden: '32,32' } };
+    // The CLI run of the test above: wgflow train --target fashion-mnist@pca8 --classes 1,2,3 --steps 30 --batch 32 --option hidden=32,32.
+    const cli = JSON.parse(readFileSync(path.join(tmp, 'gen', 'metrics.json'), 'utf8'));
+    expect(resolvedConfig(spec)).toEqual(cli.config);
+    const r = await train({ ...spec, runtime: 'node' });
+    expect(r.trainConfig).toMatchObject({ method: 'otcfm', source: 'gaussian', target: 'fashion-mnist:1,2,3@pca8', options: { hidden: '32,32', fusion: 'layer', evalPoints: 512 } });
+    expect(r.config).toEqual(cli.config);
+    const notes: string[] = [];
+    const ev = await evaluateImages(r.model, { onNote: (l) => notes.push(l) });
+    expect(notes.join('\n')).toMatch(/judging the model's images with the evaluator \(10 steps/);
+    // The same block metrics.json holds (same seed, same steps, same device kind: the same numbers).
+    expect(JSON.parse(JSON.stringify(ev.metrics))).toEqual(cli.images);
+    const g = ev.metrics.generation!;
+    expect(Number.isFinite(g.frechet) && g.frechet > 0).toBe(true);
+    expect(g.class_fractions).toHaveLength(10);
+    const px = ev.pixels;
+    expect(px.side).toBe(28);
+    expect(px.samples!.length).toBe(1000 * 784);
+    expect(px.perClass).toBeUndefined();
+    let lo = Infinity, hi = -Infinity;
+    for (const v of px.samples!) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+    expect(Number.isFinite(lo) && Number.isFinite(hi)).toBe(true);
+    expect(lo).toBeGreaterThan(-3);
+    expect(hi).toBeLessThan(3);
+    // imagePixels: sample()'s rows as images; a label column stays last.
+    const s = await sample(r.model, { n: 5, solverSteps: 4 });
+    const img = imagePixels(r.model, s);
+    expect([img.n, img.dim, img.data.length]).toEqual([5, 784, 5 * 784]);
+    const withLabel = { data: new Float32Array(5 * 9), n: 5, dim: 9 };
+    for (let i = 0; i < 5; i++) {
+      withLabel.data.set(s.data.subarray(i * 8, i * 8 + 8), i * 9);
+      withLabel.data[i * 9 + 8] = i;
+    }
+    const lab = imagePixels(r.model, withLabel);
+    expect(lab.dim).toBe(785);
+    expect(Array.from({ length: 5 }, (_, i) => lab.data[i * 785 + 784])).toEqual([0, 1, 2, 3, 4]);
+    expect(lab.data.subarray(785, 785 + 784)).toEqual(img.data.subarray(784, 2 * 784));
+    // The PCA round trip keeps the mean: the mean of the training rows' pixels is the training images' mean.
+    const all = imageData('fashion-mnist@pca8', 'train');
+    const back = imagePixels({ ...r.model, config: { ...r.model.config, target: 'fashion-mnist@pca8' } }, all.data);
+    const raw = loadImageSplit('fashion-mnist', 'train');
+    let worst = 0;
+    for (let j = 0; j < 784; j++) {
+      let a = 0, b = 0;
+      for (let i = 0; i < raw.n; i++) {
+        a += back.data[i * 784 + j]!;
+        b += raw.images[i * 784 + j]!;
+      }
+      worst = Math.max(worst, Math.abs(a - b) / raw.n);
+    }
+    expect(worst).toBeLessThan(1e-4);
+    expect(() => imagePixels(r.model, { data: new Float32Array(7), n: 1, dim: 7 })).toThrow(/dim ≥ 8/);
+  }, 240_000);
+
+  test('a conditional run (options.condition labels) gives per-class accuracy and per-class rows', async () => {
+    const r = await train({ target: 'fashion-mnist:2,5@pca8', steps: 20, batch: 32, options: { condition: 'labels', hidden: '32,32' }, runtime: 'node' });
+    expect(r.trainConfig).toMatchObject({ target: 'fashion-mnist:2,5@pca8', options: { condition: 'labels' } });
+    const { metrics, pixels } = await evaluateImages(r.model);
+    const g = metrics.generation!;
+    expect(g.conditional_accuracy! >= 0 && g.conditional_accuracy! <= 1).toBe(true);
+    expect(Object.keys(g.conditional_accuracy_per_class!).sort()).toEqual(['2', '5']);
+    expect(pixels.perClass!.classes).toEqual([2, 5]);
+    expect(pixels.perClass!.rows.map((x) => x.length)).toEqual([12 * 784, 12 * 784]);
+    expect(Array.from(new Set(pixels.sampleLabels!)).sort()).toEqual([2, 5]);
+    // Row j of class 5's grid is the j-th sample drawn for class 5.
+    const fives = [...pixels.sampleLabels!.keys()].filter((i) => pixels.sampleLabels![i] === 5);
+    expect(pixels.perClass!.rows[1]!.subarray(784, 2 * 784)).toEqual(pixels.samples!.subarray(fives[1]! * 784, (fives[1]! + 1) * 784));
+  }, 240_000);
+
+  test('a translation (source fashion-mnist:1, target fashion-mnist:6) gives the translation block, pairs and trajectory frames', async () => {
+    const r = await train({ source: 'fashion-mnist:1@pca8', target: 'fashion-mnist:6@pca8', steps: 20, batch: 32, options: { hidden: '32,32' }, runtime: 'node' });
+    const { metrics, pixels } = await evaluateImages(r.model);
+    expect(metrics.translation).toMatchObject({ source_class: 1, target_class: 6, images: 10 });
+    expect(metrics.generation).toBeUndefined();
+    expect(pixels.sources!.length).toBe(10 * 784);
+    expect(pixels.translations!.length).toBe(10 * 784);
+    expect(pixels.times).toEqual([0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1]);
+    expect(pixels.trajectory!.map((f) => f.length)).toEqual(new Array(9).fill(10 * 784));
+    // The ODE starts at the sources and ends at the translations.
+    expect(pixels.trajectory![0]).toEqual(pixels.sources);
+    expect(pixels.trajectory![8]).toEqual(pixels.translations);
   }, 240_000);
 });
