@@ -23,11 +23,17 @@
  * CLI's flags).
  */
 import type { DataMatrix, Method, TrainState } from './contract';
-import type { GenerationMetrics, TranslationMetrics } from '../evaluate/images';
 import { familyOf } from './contract';
 import { ALL_METHODS, TRAIN_DEFAULTS, usesSource, type TrainSpec } from './options';
 import { imageData, type ImageData } from '../datasets/images';
 import { IMAGE_DATASETS, imageDatasetName, isImageDataset, parseClasses, parseImageDataset } from '../datasets/image-names';
+import * as ev from '../evaluate/images';
+import type { GenerationMetrics, TranslationMetrics } from '../evaluate/images';
+import { getBackend, init, mlpFallbackReason, tensor } from '../engine';
+import { Rng } from '../engine/philox';
+import { VectorField } from '../cfm/mlp';
+import { odeSolve } from '../cfm/ode';
+import { configFrom, mlpConfigOf, paramsToFlat } from '../cfm/train';
 
 /**
  * Defaults of image runs, as trainer options (visible in metrics.json and the reproduce command):
@@ -253,7 +259,6 @@ export interface ImageEvalOptions {
 export async function evaluateImageModel(config: Record<string, unknown>, params: TrainState['params'], opts: ImageEvalOptions): Promise<ImageEvaluation> {
   const note = opts.note ?? (() => {});
   needFiles(opts.target);
-  const { getBackend, init, tensor, mlpFallbackReason } = await import('../engine');
   try {
     getBackend();
   } catch {
@@ -261,11 +266,6 @@ export async function evaluateImageModel(config: Record<string, unknown>, params
     prepareDawnEnvironment();
     await init({ runtime: 'node' });
   }
-  const { Rng } = await import('../engine/philox');
-  const { VectorField } = await import('../cfm/mlp');
-  const { odeSolve } = await import('../cfm/ode');
-  const { configFrom, mlpConfigOf, paramsToFlat } = await import('../cfm/train');
-  const ev = await import('../evaluate/images');
   const c = configFrom(config);
   const t = imageData(opts.target, 'train');
   const base = t.spec.base;
