@@ -11,8 +11,13 @@
  *        [--seeds 0,1,2] [--steps 20000] [--eval-points 10000] [--json]
  *
  * Each (method, task, seed) prints one JSON line as it finishes (so a long run can be split across
- * processes and merged); the last output is a markdown table of mean ± std next to the paper's.
+ * processes); the last output is a markdown table of mean ± std next to the paper's.
+ *
+ *   node scripts/run-ts.mjs bench/paper-table.ts --merge FILE...
+ *
+ * prints that table from the JSON lines of earlier runs (files of `--json` output), without training.
  */
+import { readFileSync } from 'node:fs';
 import { train } from '../api';
 
 /** Tasks of the paper's table: source → target (SPEC §2's paper set). */
@@ -45,8 +50,24 @@ const evalPoints = Number(list('eval-points', '10000')[0]);
 const json = process.argv.includes('--json');
 for (const t of tasks) if (!TASKS[t]) throw new Error(`--tasks: unknown task "${t}"; accepted: ${Object.keys(TASKS).join(', ')}`);
 
-const rows: { method: string; task: string; seed: number; w2: number; npe: number; ms_per_step: number }[] = [];
-for (const method of methods) {
+type Row = { method: string; task: string; seed: number; w2: number; npe: number; ms_per_step: number; steps?: number; eval_points?: number };
+const rows: Row[] = [];
+const merge = process.argv.indexOf('--merge');
+if (merge >= 0) {
+  const files = process.argv.slice(merge + 1).filter((f) => !f.startsWith('--'));
+  if (!files.length) throw new Error('--merge: give the files holding the JSON lines of earlier runs');
+  for (const f of files) for (const line of readFileSync(f, 'utf8').split('\n')) if (line.includes('"cell"')) rows.push(JSON.parse(line) as Row);
+  if (!rows.length) throw new Error(`--merge: no "cell" lines in ${files.join(', ')}`);
+  const uniq = <T,>(xs: T[]) => [...new Set(xs)];
+  const runSteps = uniq(rows.map((r) => r.steps));
+  const points = uniq(rows.map((r) => r.eval_points));
+  if (runSteps.length > 1 || points.length > 1) throw new Error(`--merge: the runs differ in steps (${runSteps.join(', ')}) or evaluation points (${points.join(', ')})`);
+  methods.splice(0, methods.length, ...uniq(rows.map((r) => r.method)));
+  tasks.splice(0, tasks.length, ...uniq(rows.map((r) => r.task)));
+  seeds.splice(0, seeds.length, ...uniq(rows.map((r) => r.seed)).sort((a, b) => a - b));
+  console.log(`${rows.length} runs, ${runSteps[0]} steps, W2 at ${points[0]} points; mean ms/step ${(rows.reduce((a, r) => a + r.ms_per_step, 0) / rows.length).toFixed(1)}`);
+}
+for (const method of merge >= 0 ? [] : methods) {
   for (const task of tasks) {
     for (const seed of seeds) {
       const { source, target } = TASKS[task]!;
@@ -74,14 +95,15 @@ const stat = (xs: number[]) => {
   const m = xs.reduce((a, b) => a + b, 0) / xs.length;
   const s = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : NaN;
   // ± the seeds' standard deviation, then the standard error of the mean (std/√n) in brackets.
-  return `${m.toFixed(3)}${Number.isNaN(s) ? '' : `±${s.toFixed(3)} (SE ${(s / Math.sqrt(xs.length)).toFixed(3)})`}`;
+  return `${m.toFixed(3)}${Number.isNaN(s) ? ' (1 seed)' : `±${s.toFixed(3)} (${xs.length} seeds, SE ${(s / Math.sqrt(xs.length)).toFixed(3)})`}`;
 };
 if (!json) {
-  console.log(`\n| method | task | wgflow W2 (seeds ${seeds.join(',')}, ${evalPoints} points) | paper W2 | wgflow NPE |`);
+  console.log(`\n| method | task | wgflow W2 (seeds ${seeds.join(',')}, ${merge >= 0 ? rows[0]!.eval_points : evalPoints} points) | paper W2 | wgflow NPE |`);
   console.log('|---|---|---|---|---|');
   for (const method of methods) {
     for (const task of tasks) {
       const cell = rows.filter((r) => r.method === method && r.task === task);
+      if (!cell.length) continue;
       console.log(`| ${method} | ${task} | ${stat(cell.map((r) => r.w2))} | ${PAPER_W2[method]?.[TASKS[task]!.paperKey] ?? '–'} | ${stat(cell.map((r) => r.npe))} |`);
     }
   }
