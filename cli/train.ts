@@ -262,11 +262,11 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   // What the task reported is data (from a page, for the browser runtime): only our own picture
   // names are written, and only inside --out (cli/outputs.ts).
   let pictures = checkPictures(res.pictures);
-  // Image runs: the model sampled and judged by the engine-trained evaluator; image grids replace
-  // the 2-D scatter plots (cli/images.ts).
+  // Image runs: the model sampled and judged by the engine-trained evaluator (train/images.ts);
+  // image grids replace the 2-D scatter plots (cli/images.ts).
   let images: Record<string, unknown> | null = null;
   if (stored.target && isImageDataset(stored.target)) {
-    say('sampling and judging images (evaluator trained by wgflow; cli/images.ts)…');
+    say('sampling and judging images (evaluator trained by wgflow; train/images.ts)…');
     const r = await evaluateImageRun(res.config, res.state.params, stored.target, stored.source, stored.seed, say);
     pictures = { ...pictures, ...checkPictures(r.pictures) };
     images = r.metrics;

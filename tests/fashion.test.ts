@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { imageDatasetName, isImageDataset, parseImageDataset } from '../datasets/image-names';
 import { decodePngSize } from '../io/png';
 import { imageGrid, trajectoryStrips } from '../cli/image-pictures';
-import { evaluateImages, imagePixels, resolvedConfig, sample, train, type Model } from '../api';
+import { evaluateImages, imagePixels, parseNpy, resolvedConfig, sample, train, writeCheckpoint, type Model } from '../api';
 import { imageData, loadImageSplit } from '../datasets/images';
 import { writeFashionFixture } from './fixtures/fashion-fixture';
 
@@ -216,6 +216,14 @@ describe('the library on image datasets (api/, train/images.ts)', () => {
       withLabel.data.set(s.data.subarray(i * 8, i * 8 + 8), i * 9);
       withLabel.data[i * 9 + 8] = i;
     }
+    // The library's checkpoint names its image dataset: `wgflow sample` on it gives the same pixels.
+    const ck = path.join(tmp, 'api-gen.safetensors');
+    writeCheckpoint(ck, r);
+    const cliSample = wgflow(['sample', '--checkpoint', ck, '--n', '5', '--solver-steps', '4', '--seed', '0', '--out', path.join(tmp, 'api-x.npy')]);
+    expect(cliSample.code, cliSample.err).toBe(0);
+    const fromCli = parseNpy(readFileSync(path.join(tmp, 'api-x.npy')));
+    expect([fromCli.n, fromCli.dim]).toEqual([5, 784]);
+    expect(fromCli.data).toEqual(img.data);
     const lab = imagePixels(r.model, withLabel);
     expect(lab.dim).toBe(785);
     expect(Array.from({ length: 5 }, (_, i) => lab.data[i * 785 + 784])).toEqual([0, 1, 2, 3, 4]);
