@@ -67,7 +67,8 @@ export interface TrainResult extends TrainOutcome {
 /**
  * The configuration a training run of `spec` will resolve (defaults filled in, every option checked):
  * what a checkpoint stores and what sample() needs with a mid-run state, e.g. in onCheckpoint:
- * `sample({ method, config, params: state.params, step: state.step }, …)`. No GPU work.
+ * `sample({ method, config, params: state.params, step: state.step }, …)`. No GPU work (an image
+ * target's rows are read, in Node, to resolve it as train() does).
  */
 export function resolvedConfig(spec: TrainSpec): Record<string, unknown> {
   const cfg = trainConfig(imageTrainSpec(spec) ?? spec);

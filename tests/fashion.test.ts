@@ -243,6 +243,8 @@ describe('the library on image datasets (api/, train/images.ts)', () => {
     }
     expect(worst).toBeLessThan(1e-4);
     expect(() => imagePixels(r.model, { data: new Float32Array(7), n: 1, dim: 7 })).toThrow(/dim ≥ 8/);
+    await expect(evaluateImages({ ...r.model, config: { ...r.model.config, dataName: 'fashion-mnist@pca16' } })).rejects.toThrow(/^model: dimension 8 is not that of fashion-mnist@pca16's model space \(16\)/);
+    expect(() => imagePixels({ ...r.model, config: { ...r.model.config, dataName: 'fashion-mnist@pca16' } }, s)).toThrow(/a model of dimension 8 is not a model of fashion-mnist@pca16, whose model space has 16 dimensions/);
   }, 240_000);
 
   test('a conditional run (options.condition labels) gives per-class accuracy and per-class rows', async () => {

@@ -186,6 +186,7 @@ export function imageSamplesToPixels(target: string, s: DataMatrix, k: number): 
   needFiles(target);
   if (!(Number.isInteger(k) && k >= 1 && s.dim >= k && s.data.length === s.n * s.dim)) throw new RangeError(`samples: expected n × dim model-space rows with dim ≥ ${k} (the model's dimension) and n × dim values; got ${s.data.length} values for n = ${s.n}, dim = ${s.dim}`);
   const t = imageData(target, 'train');
+  if (k !== t.data.dim) throw new RangeError(`samples: a model of dimension ${k} is not a model of ${t.name}, whose model space has ${t.data.dim} dimensions`);
   const extra = s.dim - k;
   const z = new Float32Array(s.n * k);
   for (let i = 0; i < s.n; i++) z.set(s.data.subarray(i * s.dim, i * s.dim + k), i * k);
@@ -268,6 +269,7 @@ export async function evaluateImageModel(config: Record<string, unknown>, params
   }
   const c = configFrom(config);
   const t = imageData(opts.target, 'train');
+  if (c.dim !== t.data.dim) throw new RangeError(`model: dimension ${c.dim} is not that of ${t.name}'s model space (${t.data.dim}); was it trained on these images?`);
   const base = t.spec.base;
   const side = t.side;
   const D = side * side;
