@@ -10,9 +10,8 @@
  * trains: evaluate/images.ts). What is the command line's own is here: the flag names and the
  * pictures (cli/image-pictures.ts), which replace the 2-D scatter plots under the same file names.
  */
-import type { TrainState } from '../train/contract';
+import type { Method, TrainState } from '../train/contract';
 import { IMAGE_EVAL, checkImageMethod, evaluateImageModel, imageSourceName as sourceName, imageTargetName as targetName, imageTraining as training, type ImageFields, type ImageTraining } from '../train/images';
-import type { Method } from '../train/contract';
 import { UsageError } from './args';
 import type { Pictures } from './pictures';
 
