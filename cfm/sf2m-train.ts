@@ -91,6 +91,7 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
   const tgt = targetSampler(c, cfg.data);
   if (tgt.dim !== c.dim || src.dim !== c.dim) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
   return cfmRun(c, new Sf2mModel({ dim: c.dim, hidden: c.hidden, activation: c.activation }, new Rng(c.seed, STREAM.init)), resume, {
+    asked: c.fusion ?? (c.stepMode === 'tape' ? 'layer' : 'step'),
     stepper: (model) =>
       new Sf2mStepper(model, {
         sigma: c.sigma,

@@ -371,6 +371,9 @@ interface RunModel {
 
 /** What cfmRun needs of its stepper: CfmStepper (cfm/step.ts) or Sf2mStepper (cfm/sf2m-step.ts). */
 interface RunStepper {
+  /** The level the step runs at, and why it is below the one asked for (a network too wide for the fused kernels). */
+  readonly fusion: FusionLevel;
+  readonly fallback: string | null;
   step(batch: Float32Array, step: number): void;
   readRing(from: number, to: number): Promise<RingRead>;
   adamState(): Promise<AdamState>;
@@ -404,6 +407,8 @@ export function sinkhornOf(c: CfmConfig): { opts: SinkhornOptions; pairing: Pair
  * records those counters, which is all a resume needs.
  */
 export function cfmRun<M extends RunModel>(c: CfmConfig, model: M, resume: TrainState | undefined, parts: {
+  /** The fusion level asked for (the run's option, else the stepper's default). */
+  asked: FusionLevel;
   stepper: (model: M) => RunStepper;
   batch: (step: number) => Float32Array;
   evaluate: (model: M) => Promise<Evaluation>;
@@ -437,6 +442,7 @@ export function cfmRun<M extends RunModel>(c: CfmConfig, model: M, resume: Train
       };
     },
     divergenceAdvice: parts.divergenceAdvice,
+    fusion: { asked: parts.asked, used: st.fusion, fallback: st.fallback },
     evaluate: () => parts.evaluate(model),
     dispose() {
       st.dispose();
@@ -453,6 +459,7 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
   if (tgt.dim !== c.dim || (c.source && src.dim !== c.dim)) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
   const condBatch = c.condition ? conditionalStepBatch(c, cfg, src) : null;
   return cfmRun(c, new VectorField(mlpConfigOf(c), new Rng(c.seed, STREAM.init)), resume, {
+    asked: c.fusion ?? (c.stepMode === 'tape' ? 'layer' : 'step'),
     stepper: (vf) =>
       new CfmStepper(vf, {
         method: c.method,

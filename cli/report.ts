@@ -3,7 +3,7 @@
  * metrics, the pictures, the configuration and the adapter that ran it.
  */
 import type { AdapterReport } from '../engine/backend';
-import type { Method } from '../train/contract';
+import type { FusionReport, Method } from '../train/contract';
 
 export interface RunResult {
   type: 'result';
@@ -39,6 +39,8 @@ export interface ReportInput {
   lr: number;
   dataFile?: string | null;
   version?: string;
+  /** The fusion level the training step ran at (metrics.json `fusion`), when the trainer reports it. */
+  fusion?: FusionReport | null;
   /** Image runs (cli/images.ts): the `images` block of metrics.json. */
   images?: Record<string, unknown> | null;
 }
@@ -251,6 +253,7 @@ export function renderReport(r: ReportInput): string {
     metricCard('Final loss', fmtNum(res.loss), 'training loss at the end of the run'),
     metricCard('ms / step', fmtNum(res.ms_per_step, 3), `${fmtInt(res.steps)} steps in ${fmtNum(r.wallSeconds, 3)} s wall`),
     metricCard('Dispatches / step', fmtNum(res.dispatches_per_step, 3), 'GPU kernels per training step'),
+    ...(r.fusion ? [metricCard('Step fusion', escapeHtml(r.fusion.used), r.fusion.fallback ? `asked ${escapeHtml(r.fusion.asked)}: ${escapeHtml(r.fusion.fallback)}` : r.fusion.used === r.fusion.asked ? 'the level asked for' : `asked ${escapeHtml(r.fusion.asked)}`)] : []),
   ].join('');
 
   const family = r.pictures['trajectories.png'] || r.images ? 'cfm' : 'flow';

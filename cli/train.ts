@@ -298,6 +298,8 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
     ...runRecord,
     // Conditional models with labels: accuracy and W2 per label (cfm/conditional-eval.ts).
     ...(m.conditional ? { conditional: m.conditional } : {}),
+    // The fusion level the step ran at, and why it fell below the one asked for (train/contract.ts FusionReport).
+    ...(m.fusion ? { fusion: m.fusion } : {}),
     ...(images ? { images } : {}),
     config: res.config,
     adapter_info: { ...res.adapter, user_agent: userAgent ?? null },
@@ -317,6 +319,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
     finishedAt: finished,
     command: reproduceCommand(stored, runtime, outShown, outGiven),
     resumedFrom: resume ? startStep : null,
+    fusion: m.fusion ?? null,
     lr: stored.lr,
     dataFile: stored.data_file,
     version: ctx.version,

@@ -12,6 +12,7 @@ export { Rng } from './philox';
 export { config, setFusion, withFusion, fusionAtLeast, FUSION_LEVELS, type FusionLevel } from './config';
 export { mlpJvp } from './mlp';
 export { flowLayer, flowLayerFits, type FlowLayerOptions } from './flow-ops';
+export { MLP_MAX_WIDTH } from '../kernels/mlp/emit';
 export { createBackend, adapterSummary, type RuntimeOptions } from './runtime';
 export type { Backend, Counters, AdapterReport } from './backend';
 export { DeviceLostError } from './backend';

@@ -19,7 +19,7 @@
  * op by op between fused runs. Below 'mlp' every layer runs op by op; both paths compute the same
  * numbers (tests/fusion-levels.test.ts). The generative direction (sampling) is always op by op.
  */
-import { add, concat, flowLayer, flowLayerFits, fusionAtLeast, getBackend, noGrad, reshape, scope, slice, sub, withFusion, zeros, type FusionLevel, type GpuRng, type MlpLayer, type Tensor } from '../engine';
+import { add, concat, config, flowLayer, flowLayerFits, fusionAtLeast, getBackend, MLP_MAX_WIDTH, noGrad, reshape, scope, slice, sub, withFusion, zeros, type FusionLevel, type GpuRng, type MlpLayer, type Tensor } from '../engine';
 import type { Activation } from '../engine/prims';
 import { fmt } from '../engine/shape';
 import { ActNorm } from './actnorm';
@@ -154,6 +154,26 @@ export class Flow {
       }
       return { x: h === z ? add(z, 0) : h, logDet: ld ?? zeros([z.shape[0]!]) };
     }));
+  }
+
+  /**
+   * The fusion level the normalizing passes run at (this flow's, else the engine's), and why some
+   * layer that would run as one fused `flowLayer` runs op by op instead: its conditioner is wider
+   * than the kernel allows (engine/flow-ops.ts flowLayerFits). Layers without a fused form
+   * (permutations, LU, planar, …) run op by op at every level and are not a fallback.
+   */
+  fusionReport(): { level: FusionLevel; fallback: string | null } {
+    const level = this.fusion ?? config.fusion;
+    if (!withFusion(level, () => fusionAtLeast('mlp'))) return { level, fallback: null };
+    const wide: number[] = [];
+    for (const [i, l] of this.layers.entries()) {
+      const f = l as Bijection & { fusedSpec?: () => FusedSpec };
+      if (typeof f.fusedSpec !== 'function') continue;
+      const dims = [this.dim + f.contextDim, ...f.fusedSpec().layers.map((k) => k.w.shape[1]!)];
+      if (!flowLayerFits(dims)) wide.push(i);
+    }
+    if (!wide.length) return { level, fallback: null };
+    return { level, fallback: `layer${wide.length > 1 ? 's' : ''} ${wide.join(', ')}: a conditioner width above the flowLayer kernel's ${MLP_MAX_WIDTH} runs op by op (the \`layer\` level)` };
   }
 
   /** Runs `fn` at this flow's fusion level (if it has one). */

@@ -507,7 +507,10 @@ async function prepare(cfg: TrainConfig, _resolved: Record<string, unknown>, res
   const paramSet = flow.store.paramSet!;
   const opt = adam;
   const lossRing = ring;
+  const fused = flow.fusionReport();
   return {
+    // Flows have no whole-step kernel: their 'step' is 'mlp' (flows/build.ts).
+    fusion: { asked: arch.fusion === 'step' ? 'mlp' : (arch.fusion ?? 'mlp'), used: fused.fallback ? 'layer' : fused.level === 'step' ? 'mlp' : fused.level, fallback: fused.fallback },
     step(step) {
       const xb = data.batchAt(step, cfg.batch);
       const cb = data.contextAt(step, cfg.batch);

@@ -187,8 +187,11 @@ describe('pictures and report', () => {
       command: 'wgflow train',
       resumedFrom: null,
       lr: 1e-3,
+      fusion: { asked: 'step', used: 'layer', fallback: "a width of 300 exceeds the mlp kernel's 256; the network runs layer by layer" },
     });
     expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toContain('Step fusion');
+    expect(html).toContain('asked step: a width of 300 exceeds the mlp kernel&#39;s 256');
     expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
     expect(html.match(/src="data:image\/png;base64,/g)?.length).toBe(2);
     expect(html).toContain('OT-CFM');

@@ -11,6 +11,7 @@ import { VectorField } from '../cfm/mlp';
 import { CfmStepper, fusedGradients, type StepperOptions } from '../cfm/step';
 import { odeSolve } from '../cfm/ode';
 import { buildFlow, resolveArch } from '../flows/build';
+import { getMethod } from '../train/registry';
 import { expectClose, gpu } from './helpers';
 
 beforeAll(async () => {
@@ -144,5 +145,28 @@ describe('networks wider than the mlp kernels', () => {
     for (const t of [x, v, x0, fused.x, layer.x]) t.dispose();
     st.dispose();
     vf.dispose();
+  });
+});
+
+describe("the run's fusion report (metrics.json `fusion`)", () => {
+  const quick = { evalPoints: 16, trajectoryPoints: 0, nllPoints: 0, solverSteps: 2 };
+  const run = (method: string, options: Record<string, unknown>) =>
+    getMethod(method as 'icfm').job.run({ method: method as 'icfm', source: method === 'maf' ? null : 'gaussian', target: 'moons', steps: 2, batch: 8, lr: 1e-3, seed: 0, options });
+
+  it('CFM: the fused step as asked, or layer with the reason for a network wider than 256', async () => {
+    expect((await run('icfm', quick)).metrics.fusion).toEqual({ asked: 'step', used: 'step', fallback: null });
+    const wide = (await run('icfm', { ...quick, hidden: '300' })).metrics.fusion!;
+    expect(wide).toMatchObject({ asked: 'step', used: 'layer' });
+    expect(wide.fallback).toMatch(/width of 300 exceeds the mlp kernel's 256/);
+    expect((await run('icfm', { ...quick, fusion: 'ops' })).metrics.fusion).toEqual({ asked: 'ops', used: 'ops', fallback: null });
+  });
+
+  it('flows: mlp by default, layer with the layers named when a conditioner is wider than the kernel', async () => {
+    const flowOpts = { layers: 2, testSize: 16, grid: 4 };
+    expect((await run('maf', flowOpts)).metrics.fusion).toEqual({ asked: 'mlp', used: 'mlp', fallback: null });
+    const wide = (await run('maf', { ...flowOpts, hidden: '300' })).metrics.fusion!;
+    expect(wide).toMatchObject({ asked: 'mlp', used: 'layer' });
+    expect(wide.fallback).toMatch(/layers 1, 2: a conditioner width above the flowLayer kernel's 256/);
+    expect((await run('maf', { ...flowOpts, fusion: 'layer' })).metrics.fusion).toEqual({ asked: 'layer', used: 'layer', fallback: null });
   });
 });

@@ -117,6 +117,8 @@ export interface TrainOutcome {
      */
     ms_per_step: number;
     dispatches_per_step: number;
+    /** The fusion level the training step ran at, and why it is below the one asked for (null: it is not). */
+    fusion?: FusionReport;
   };
   /** Generated samples (n × dim) and fresh target samples for the samples picture. */
   samples: DataMatrix;
@@ -168,6 +170,20 @@ export interface LossRead {
  * One training run of a model family, built by FamilyTrainer.prepare with the model initialised
  * (or loaded from the resumed state). The driver owns the loop; this owns the GPU work.
  */
+/**
+ * The engine fusion level a run's training step actually runs at (engine/config.ts), and why it
+ * runs below the one asked for: a network wider than the whole-network kernels (kernels/mlp, 256)
+ * runs at `layer` instead of `mlp`/`step` for that network. Reported in metrics.json and the report.
+ */
+export interface FusionReport {
+  /** The level asked for (the run's `fusion` option, else the family's default). */
+  asked: string;
+  /** The level the step runs at. */
+  used: string;
+  /** Why `used` is below `asked`, or null. */
+  fallback: string | null;
+}
+
 export interface TrainingRun {
   /** Queues step `step` (0-based) on the GPU, its loss into the loss ring: no readback. */
   step(step: number): void;
@@ -177,6 +193,8 @@ export interface TrainingRun {
   snapshot(): Promise<Pick<TrainState, 'params' | 'adam' | 'extra'>>;
   /** What to try when the guard is raised, appended to the driver's message. */
   divergenceAdvice: string;
+  /** The fusion level of the step (see FusionReport). */
+  fusion?: FusionReport;
   /** Evaluates the trained model (throws NonFiniteError when its samples are not finite). */
   evaluate(): Promise<Evaluation>;
   dispose(): void;

@@ -125,7 +125,7 @@ export async function runTraining(trainer: FamilyTrainer, cfg: TrainConfig, hook
     return {
       config,
       state,
-      metrics: { ...ev.metrics, loss: tailMean(losses), ms_per_step: msPerStep, dispatches_per_step: dispatchesPerStep },
+      metrics: { ...ev.metrics, loss: tailMean(losses), ms_per_step: msPerStep, dispatches_per_step: dispatchesPerStep, ...(run.fusion ? { fusion: run.fusion } : {}) },
       samples: ev.samples,
       target: ev.target,
       trajectories: ev.trajectories,
