@@ -23,7 +23,7 @@
 import type { KernelSpec } from '../engine/backend';
 import { activationWgsl, type Activation } from './activations';
 import { declareArrays, emitForward, range, type MlpNet } from './mlp/emit';
-import { packedOffsets } from './mlp/kernels';
+import { packedOffsets, workgroup } from './mlp/kernels';
 import { f32, u32, type Binding } from './wgsl';
 
 export type MlpActivation = Activation;
@@ -172,7 +172,6 @@ export function odeUniforms(t0: number, dt: number, steps: number, n: number): U
 }
 
 const ODE_STRUCT = 'struct OdeParams { t0: f32, dt: f32, steps: u32, n: u32 }';
-const WG = 64;
 /** Default samples per thread (see the header). */
 export const SAMPLES_PER_THREAD = 8;
 
@@ -180,7 +179,8 @@ export const SAMPLES_PER_THREAD = 8;
  * Bindings with the parameter buffer `P` declared as a fixed-size array: constant indices into it
  * need no run-time bounds clamp.
  */
-function kernelSpec(name: string, bindings: readonly Binding[], source: string, threads: number, pSize: number): KernelSpec {
+function kernelSpec(name: string, bindings: readonly Binding[], source: (wg: number) => string, threads: number, pSize: number): KernelSpec {
+  const wg = workgroup(threads);
   const decl = bindings
     .map((b, i) => {
       if (b.kind === 'uniform') return `@group(0) @binding(${i}) var<uniform> ${b.name}: ${b.type};`;
@@ -189,9 +189,9 @@ function kernelSpec(name: string, bindings: readonly Binding[], source: string, 
       return `@group(0) @binding(${i}) var<storage, ${access}> ${b.name}: ${type};`;
     })
     .join('\n');
-  const groups = Math.ceil(threads / WG);
+  const groups = Math.ceil(threads / wg);
   if (groups > 65535) throw new RangeError(`${name}: ${threads} threads exceed one dispatch (raise samples per thread)`);
-  return { name, source: `${decl}\n${source}`, bindings: bindings.map((b) => b.kind), workgroups: [groups, 1, 1] };
+  return { name: `${name}/wg${wg}`, source: `${decl}\n${source(wg)}`, bindings: bindings.map((b) => b.kind), workgroups: [groups, 1, 1] };
 }
 
 /** Prologue: thread → samples base..base+S-1 (clamped to n − 1 for loads; stores are guarded). */
@@ -244,10 +244,10 @@ export function fixedStepKernel(l: MlpLayout, n: number, method: FixedMethod, op
     );
     stageSel.push(`      if (st == ${u32(st)}) {\n        ${upd.join('\n        ')}\n        ts = t + ${f32(tab.c[st]!)} * h;\n      }`);
   }
-  const src = `${ODE_STRUCT}
+  const src = (wg: number) => `${ODE_STRUCT}
 ${mlpWgsl(l, S)}
 ${g.fn}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${samplePrologue(S)}
 ${loadState(d, S, 'X', 'x')}
@@ -307,9 +307,9 @@ export function cnfKernel(l: MlpLayout, n: number, opts: CnfOptions): KernelSpec
     );
     stageSel.push(`      if (st == ${u32(st)}) {\n        ${upd.join('\n        ')}\n        ts = t + ${f32(tab.c[st]!)} * h;\n      }`);
   }
-  const src = `${ODE_STRUCT}
+  const src = (wg: number) => `${ODE_STRUCT}
 ${mlpWgsl(l, S, opts.divergence)}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${samplePrologue(S)}
 ${loadState(d, S, 'X', 'x')}
@@ -360,10 +360,10 @@ export function fieldKernel(l: MlpLayout, n: number, mode: JvpMode = 'none', sam
   if (mode === 'probe') bindings.push({ name: 'E', kind: 'read' });
   if (C > 0) bindings.push({ name: 'CTX', kind: 'read' });
   const g = mode === 'none' ? guidedWgsl(l, S, ctxOpts.guidance) : { fn: '', call: () => '' };
-  const src = `${ODE_STRUCT}
+  const src = (wg: number) => `${ODE_STRUCT}
 ${mlpWgsl(l, S, mode)}
 ${g.fn}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${samplePrologue(S)}
 ${loadState(d, S, 'X', 'x')}

@@ -18,12 +18,12 @@
 import type { KernelSpec } from '../engine/backend';
 import { mlpWgsl, stateDim, layoutSize, type MlpLayout } from './ode';
 import { range } from './mlp/emit';
+import { workgroup } from './mlp/kernels';
 import { PHILOX_WGSL } from './random';
 import { SINCOS_WGSL, u32, type Binding } from './wgsl';
 
 /** Philox counter word 2 of the SDE noise for coordinate pair p: TAG_SDE + p. */
 export const TAG_SDE = 0x5de00;
-const WG = 64;
 export const SDE_SAMPLES_PER_THREAD = 4;
 const SDE_STRUCT = 'struct SdeParams { t0: f32, dt: f32, g: f32, n: u32, steps: u32, key0: u32, key1: u32, step0: u32 }';
 
@@ -70,13 +70,15 @@ export function eulerMaruyamaKernel(flow: MlpLayout, score: MlpLayout, n: number
     ]),
     `    }`,
   ]);
+  const threads = Math.ceil(n / S);
+  const wg = workgroup(threads);
   const src = `${decl}
 ${SDE_STRUCT}
 ${PHILOX_WGSL}
 ${SINCOS_WGSL}
 ${namedField(flow, S, 'flow_field')}
 ${namedField(score, S, 'score_field')}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let base = gid.x * ${u32(S)};
   if (base >= up.n) { return; }
@@ -93,7 +95,7 @@ ${noise.join('\n')}
   }
 ${range(S).map((q) => `  if (base + ${u32(q)} < up.n) {\n${range(d).map((k) => `    X[r${q} * ${u32(d)} + ${u32(k)}] = x[${q}][${k}];`).join('\n')}\n  }`).join('\n')}
 }`;
-  const groups = Math.ceil(Math.ceil(n / S) / WG);
+  const groups = Math.ceil(threads / wg);
   if (groups > 65535) throw new RangeError(`sde: ${n} samples exceed one dispatch (raise samples per thread)`);
-  return { name: `sde_em[${n}x${flow.dims.join('-')}/S${S}]`, source: src, bindings: bindings.map((b) => b.kind), workgroups: [groups, 1, 1] };
+  return { name: `sde_em[${n}x${flow.dims.join('-')}/S${S}/wg${wg}]`, source: src, bindings: bindings.map((b) => b.kind), workgroups: [groups, 1, 1] };
 }

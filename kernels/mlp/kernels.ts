@@ -74,8 +74,12 @@ export function mlpThreads(d: MlpDesc): number {
   return Math.ceil(d.batch / d.samples);
 }
 
-/** Threads per workgroup: at most 64, and at least two workgroups so SwiftShader uses two cores. */
-function workgroup(threads: number): number {
+/**
+ * Threads per workgroup: at most 64, and at least two workgroups so SwiftShader (which runs a
+ * workgroup on one CPU thread) uses two cores. Every kernel that owns S samples per thread sizes
+ * its workgroups with this (mlp, flow heads, the ODE/CNF and SDE solvers).
+ */
+export function workgroup(threads: number): number {
   return Math.max(1, Math.min(64, Math.ceil(threads / 2)));
 }
 
