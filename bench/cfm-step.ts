@@ -7,7 +7,8 @@
 import type { TrainConfig } from '../train/contract';
 import { getBackend, init } from '../engine';
 import { Rng } from '../engine/philox';
-import { resolveConfig, sourceSampler, stepBatch, targetSampler } from '../cfm/train';
+import { sourceSampler, stepBatch, targetSampler } from '../cfm/train';
+import { resolveConfig } from '../cfm/config';
 import { VectorField } from '../cfm/mlp';
 import { CfmStepper } from '../cfm/step';
 

@@ -23,7 +23,8 @@ import { Rng } from '../engine/philox';
 import { buildFlow, resolveArch } from '../flows/build';
 import { VectorField } from '../cfm/mlp';
 import { odeSolve } from '../cfm/ode';
-import { resolveConfig, sourceSampler, stepBatch, targetSampler } from '../cfm/train';
+import { sourceSampler, stepBatch, targetSampler } from '../cfm/train';
+import { resolveConfig } from '../cfm/config';
 import { CfmStepper } from '../cfm/step';
 import { median } from './engine-bench';
 

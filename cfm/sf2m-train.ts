@@ -1,7 +1,7 @@
 /**
  * [SF]2M in the training driver and at sampling time (cfm/sf2m.ts for the method):
  *
- *  - `sf2mTrainer`: the CFM family's config (cfm/train.ts resolveConfig: σ default 1.0, exact OT
+ *  - `sf2mTrainer`: the CFM family's config (cfm/config.ts resolveConfig: σ default 1.0, exact OT
  *    by default, `ot: 'sinkhorn'` with reg 2σ²), the same per-step batches and pairing as every CFM
  *    method (cfm/train.ts stepBatch), the two-network step (cfm/sf2m-step.ts), evaluation of the
  *    flow network by the probability-flow ODE (cfm/train.ts evaluateModel: W2, NPE, NLL).
@@ -19,7 +19,8 @@ import { w2 } from './metrics';
 import { segmentPlan } from './ode';
 import { Sf2mModel, sf2mShapes } from './sf2m';
 import { Sf2mStepper } from './sf2m-step';
-import { asEvaluation, cfmEvaluate, cfmRun, cfmSample, cfmTrainer, configFrom, evaluateModel, sinkhornOf, sourceSampler, stepBatch, STREAM, targetSampler, type CfmConfig } from './train';
+import { asEvaluation, cfmEvaluate, cfmRun, cfmSample, cfmTrainer, evaluateModel, sinkhornOf, sourceSampler, stepBatch, STREAM, targetSampler } from './train';
+import { configFrom, type CfmConfig } from './config';
 
 export interface SdeOptions {
   /** Euler–Maruyama steps over [t0, t1] (default 100). */

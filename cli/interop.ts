@@ -10,7 +10,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { resolveConfig, type CfmConfig } from '../cfm/train';
+import { resolveConfig, type CfmConfig } from '../cfm/config';
 import { fromTorchStateDict, toTorchStateDict, type NamedTensor } from '../cfm/torch';
 import { MLP_ACTIVATIONS } from '../cfm/mlp';
 import type { MlpActivation } from '../kernels/ode';

@@ -14,7 +14,7 @@
  */
 import { mlpShapes } from '../cfm/mlp';
 import { sf2mShapes } from '../cfm/sf2m';
-import { resolveConfig as resolveCfmConfig, type CfmConfig } from '../cfm/train';
+import { resolveConfig as resolveCfmConfig, type CfmConfig } from '../cfm/config';
 import { resolveArch } from '../flows/build';
 import type { FlowRunConfig } from '../flows/train';
 import { quote } from '../io/quote';
@@ -164,7 +164,7 @@ function checkParamShapes(expected: { name: string; shape: number[] }[], params:
   if (extra.length) throw new UsageError(`the parameters do not match metadata "config": ${what} has no parameter ${quote(extra[0])}${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''}`);
 }
 
-/** Stored CFM field ↔ option key of cfm/train.ts resolveConfig (the rest are the same name). */
+/** Stored CFM field ↔ option key of cfm/config.ts resolveConfig (the rest are the same name). */
 const CFM_OPTION_OF: Record<string, string> = { stepMode: 'step', coupling: 'ot' };
 /** Fields of a CfmConfig that are not resolveConfig options. */
 const CFM_FIXED = ['method', 'source', 'target', 'dataName', 'dim', 'steps', 'batch', 'lr', 'seed'];
@@ -203,7 +203,7 @@ export function checkCfmConfig(raw: Record<string, unknown>, params: Params): Cf
   f.bool('normalizeCost');
   f.nullable('reg', (v) => checkValue(f.label('reg'), { type: 'number', positive: true }, v), 'a positive number');
   // The trainer's own rules for the rest: resolve the same settings and require what is stored.
-  // Every other stored field is an option of cfm/train.ts resolveConfig (which names unknown ones).
+  // Every other stored field is an option of cfm/config.ts resolveConfig (which names unknown ones).
   const options: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
     if (CFM_FIXED.includes(k) || (k === 'coupling' && v === 'independent') || (k === 'reg' && v === null)) continue;

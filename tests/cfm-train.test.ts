@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { TrainConfig, TrainState } from '../train/contract';
 import { getBackend } from '../engine';
-import { cfmEvaluate, cfmSample, evalCfm, resolveConfig, sampleCfm } from '../cfm/train';
+import { cfmEvaluate, cfmSample, evalCfm, sampleCfm } from '../cfm/train';
+import { resolveConfig } from '../cfm/config';
 import { cfmJob } from '../train/registry';
 import { gpu } from './helpers';
 

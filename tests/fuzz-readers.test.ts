@@ -10,7 +10,7 @@
  * types, huge or negative numbers, "toString"/"__proto__" names, deleted fields, reshaped tensors.
  */
 import { describe, expect, test } from 'vitest';
-import { paramsToFlat, type CfmConfig } from '../cfm/train';
+import { paramsToFlat, type CfmConfig } from '../cfm/config';
 import { decodeCheckpoint } from '../train/checkpoint';
 import { familyOf } from '../train/methods';
 import { resolveArch } from '../flows/build';

@@ -29,7 +29,8 @@ import { mlpForwardF64, VectorField } from '../cfm/mlp';
 import { odeSolve } from '../cfm/ode';
 import { otPlanExact } from '../cfm/ot/assignment';
 import { CfmStepper, fusedGradients, type StepperOptions } from '../cfm/step';
-import { resolveConfig, sourceSampler, stepBatch, stepStream, STREAM, targetSampler, type CfmConfig } from '../cfm/train';
+import { sourceSampler, stepBatch, stepStream, STREAM, targetSampler } from '../cfm/train';
+import { resolveConfig, type CfmConfig } from '../cfm/config';
 import { trainConfig } from '../train/options';
 import { finiteDiff, gpu } from './helpers';
 

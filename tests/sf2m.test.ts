@@ -18,7 +18,7 @@ import * as E from '../engine';
 import { philox4x32, Rng, seedKey, u32ToUniform, u32ToUniformOpenZero } from '../engine/philox';
 import { matchUniforms, MATCHERS, streamEps, streamT } from '../cfm/matchers';
 import { mlpForwardF64 } from '../cfm/mlp';
-import { resolveConfig } from '../cfm/train';
+import { resolveConfig } from '../cfm/config';
 import { lambdaT, sf2mLossF64, Sf2mModel, sf2mTargetsF64 } from '../cfm/sf2m';
 import { sf2mFusedGradients, sf2mMatcherKernel, Sf2mStepper, type Sf2mStepperOptions } from '../cfm/sf2m-step';
 import { sdeSolve, sf2mSample } from '../cfm/sf2m-train';

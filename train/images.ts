@@ -33,7 +33,7 @@ import { getBackend, init, mlpFallbackReason, tensor } from '../engine';
 import { Rng } from '../engine/philox';
 import { VectorField } from '../cfm/mlp';
 import { odeSolve } from '../cfm/ode';
-import { configFrom, mlpConfigOf, paramsToFlat } from '../cfm/train';
+import { configFrom, mlpConfigOf, paramsToFlat } from '../cfm/config';
 
 /**
  * Defaults of image runs, as trainer options (visible in metrics.json and the reproduce command):

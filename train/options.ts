@@ -4,7 +4,7 @@
  * (cli/flags.ts builds its flags' bounds from these constants, cli/config.ts its defaults) and the
  * library (api/ trainConfig) both resolve through here, so `wgflow train` and `train({...})` give
  * the same configuration (tests/train-options.test.ts compares them). Method-specific options are
- * each family's own (cfm/train.ts resolveConfig, flows/train.ts): they reject unknown keys, naming
+ * each family's own (cfm/config.ts resolveConfig, flows/train.ts): they reject unknown keys, naming
  * the accepted ones. Browser-safe.
  */
 import { DATASETS, labelledDatasets } from '../datasets/toy2d';
