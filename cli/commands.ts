@@ -249,6 +249,44 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
   return 0;
 }
 
+/**
+ * `wgflow eval` of a model trained on an image dataset: the run's own image metrics again
+ * (train/images.ts evaluateImageModel: the evaluator's Fréchet distance, class fractions, the
+ * conditional accuracy, or the translation's fraction and pixel distances), in this process on
+ * Node's WebGPU, keyed by --seed. W2 between PCA codes says little about images, so it is not given.
+ */
+async function evalImageModel(v: Record<string, unknown>, given: Set<string>, ctx: CliContext, m: { method: Method; model: ModelCheckpoint; step: number; target: string; source: string | null }): Promise<number> {
+  for (const flag of ['target', 'n', 'solver', 'solver-steps', 'guidance', 'label-column']) {
+    if (given.has(flag)) throw new UsageError(`--${flag}: an image model (trained on ${m.target}) is evaluated with its own image metrics (1 000 samples, RK4 20 steps); accepted flags: --checkpoint, --seed, --json`);
+  }
+  const { target, source } = m;
+  const seed = (v.seed as number | undefined) ?? 0;
+  const json = !!v.json;
+  const t0 = performance.now();
+  const { evaluateImageModel } = await import('../train/images');
+  const { metrics } = await evaluateImageModel(m.model.config, m.model.params, { target, source, seed, note: (line) => ctx.stderr.write(`wgflow: ${line}\n`) });
+  const seconds = (performance.now() - t0) / 1000;
+  const out = { type: 'eval', method: m.method, checkpoint: v.checkpoint, step: m.step, source, target, seed, images: metrics, runtime: 'node', seconds: +seconds.toFixed(3) };
+  if (json) {
+    ctx.stdout.write(`${JSON.stringify(out)}\n`);
+    return 0;
+  }
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  const lines = [`${m.method} at step ${m.step}, ${target}${source && isImageDataset(source) ? ` from ${source}` : ''} (${metrics.model_space}; ${seconds.toFixed(1)} s; evaluator ${pct(metrics.evaluator.test_accuracy)} test accuracy)`];
+  const g = metrics.generation;
+  if (g) {
+    lines.push(`  Fréchet (classifier features, not Inception FID)  ${fmtNum(g.frechet)}  (floor ${fmtNum(g.frechet_floor)}, ${g.samples} samples)`);
+    if (g.conditional_accuracy !== undefined) lines.push(`  conditional accuracy  ${pct(g.conditional_accuracy)}`);
+  }
+  const tr = metrics.translation;
+  if (tr) {
+    lines.push(`  translated ${tr.source_class} → ${tr.target_class}: ${pct(tr.target_class_fraction)} classified as ${tr.target_class} (sources: ${pct(tr.source_images_target_fraction)}), ${tr.images} test images`);
+    lines.push(`  mean pixel distance  ${fmtNum(tr.mean_distance)}  (random pairing ${fmtNum(tr.random_pairing_distance)})`);
+  }
+  ctx.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
 export async function evalCommand(argv: string[], ctx: CliContext): Promise<number> {
   const p = parseFlags('eval', argv, EVAL_FLAGS);
   if (p.help) {
@@ -268,6 +306,8 @@ export async function evalCommand(argv: string[], ctx: CliContext): Promise<numb
   if (labelled && cf.cond?.kind === 'labels' && labelled.labels.numClasses > cf.cond.numClasses) throw new UsageError(`--label-column: ${dataFile} has labels up to ${labelled.labels.numClasses - 1}; the model knows labels 0..${cf.cond.numClasses - 1}`);
   if (labelled && cf.cond?.kind === 'labels') labelled.labels.numClasses = cf.cond.numClasses;
   const data = labelled ? labelled.data : dataFile ? loadData(dataFile) : undefined;
+  // An image run trains on its images' rows as data; the checkpoint's train_config names the dataset.
+  if (!dataFile && trainConfig?.target && isImageDataset(trainConfig.target)) return evalImageModel(v, p.given, ctx, { method, model, step: ck.state.step, target: trainConfig.target, source: trainConfig.source });
   const target = dataFile ? null : typeof v.target === 'string' ? checkDataset('target', v.target) : ((model.config.target as string | null | undefined) ?? null);
   if (!dataFile && target === null) {
     const trainedOn = trainConfig?.data_file;

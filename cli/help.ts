@@ -134,7 +134,10 @@ Draws N samples from a trained model and writes them as .npy (float32, N×dim) o
 export const EVAL_HELP = `usage: wgflow eval --checkpoint FILE [--target NAME | --data FILE] [flags]
 
 Evaluates a trained model: W2 (exact OT between 2 048 generated and 2 048 fresh target points),
-NPE (flow matching), NLL in nats (flows).
+NPE (flow matching), NLL in nats (flows). A model trained on images (--target fashion-mnist…) gets
+its image metrics instead, as metrics.json has them: the evaluator's Fréchet distance and class
+fractions, the conditional accuracy, or the translation's target-class fraction and pixel distances
+(Node; flags --seed and --json).
 
   --checkpoint FILE    a model.safetensors written by wgflow train (required; checked as for sample)
   --target NAME        target dataset (default: the one it was trained on)

@@ -114,6 +114,12 @@ describe('wgflow train --target fashion-mnist (fixture)', () => {
     const smp = wgflow(['sample', '--checkpoint', path.join(out, 'model.safetensors'), '--n', '5', '--out', path.join(out, 'x.npy')]);
     expect(smp.code, smp.err).toBe(0);
     expect(readFileSync(path.join(out, 'x.npy')).subarray(0, 128).toString('latin1')).toMatch(/'shape': \(5, 784\)/);
+    // `wgflow eval` on the checkpoint gives the run's own image metrics again (same seed, same numbers).
+    const ev = wgflow(['eval', '--checkpoint', path.join(out, 'model.safetensors'), '--json']);
+    expect(ev.code, ev.err).toBe(0);
+    const evLine = JSON.parse(ev.out.trim().split('\n').pop()!);
+    expect(evLine).toMatchObject({ type: 'eval', target: 'fashion-mnist:1,2,3@pca8', step: 30, seed: 0 });
+    expect(evLine.images).toEqual(m.images);
     // One PCA basis and one evaluator in the cache, used by the next run without fitting again.
     expect(readdirSync(cache).filter((f) => f.includes('-pca8-'))).toHaveLength(1);
     expect(readdirSync(cache).filter((f) => f.includes('-evaluator-s10-'))).toHaveLength(1);
@@ -132,6 +138,14 @@ describe('wgflow train --target fashion-mnist (fixture)', () => {
     expect(existsSync(path.join(out, 'trajectories.png'))).toBe(true);
     expect(decodePngSize(readFileSync(path.join(out, 'trajectories.png')))).toEqual({ width: 2 + 9 * 58, height: 11 + 2 + 10 * 58 });
     expect(readFileSync(path.join(out, 'report.html'), 'utf8')).toMatch(/Translated → target class/);
+    // `wgflow eval` prints the translation metrics of the checkpoint; W2 flags are refused by name.
+    const ev = wgflow(['eval', '--checkpoint', path.join(out, 'model.safetensors')]);
+    expect(ev.code, ev.err).toBe(0);
+    expect(ev.out).toContain(`translated 1 → 6: ${(100 * t.target_class_fraction).toFixed(1)} % classified as 6`);
+    expect(ev.out).toMatch(/mean pixel distance/);
+    const bad = wgflow(['eval', '--checkpoint', path.join(out, 'model.safetensors'), '--n', '100']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--n: an image model .* is evaluated with its own image metrics/);
     // The checkpoint alone names the data: --resume continues it.
     const more = wgflow(['train', '--runtime', 'node', '--out', out, '--resume', '--steps', '70']);
     expect(more.code, more.err).toBe(0);
