@@ -19,7 +19,7 @@ import type { DataMatrix, LabelSet, Method, Progress, TrainOutcome, TrainState }
 import type { EvalResult, Solver } from '../train/methods';
 import { trainConfig, type TrainSpec } from '../train/options';
 import { getMethod } from '../train/registry';
-import { evaluateImageModel, imageSamplesToPixels, imageTrainSpec, type ImageEvaluation } from '../train/images';
+import { evaluateImageModel, imageSamplesToPixels, imageTrainSpec, translateImages as translateRows, type ImageEvaluation } from '../train/images';
 import { isImageDataset } from '../datasets/image-names';
 
 export { CFM_METHODS, FLOW_METHODS, type CfmMethod, type Condition, type ConditionalMetrics, type LabelSet, type DataMatrix, type FlowMethod, type Method, type Progress, type TrainConfig, type TrainOutcome, type TrainState } from '../train/contract';
@@ -179,6 +179,20 @@ export async function evaluateImages(model: Model, opts: EvaluateImagesOptions =
   await ensureDevice();
   const source = typeof model.config.source === 'string' ? model.config.source : null;
   return evaluateImageModel(model.config, model.params, { target, source, seed: opts.seed ?? Number(model.config.seed ?? 0), note: opts.onNote });
+}
+
+/**
+ * An unpaired translation model (trained with `source: 'fashion-mnist:7'`, `target:
+ * 'fashion-mnist:9'`) applied to the first n test images of its source class (RK4, 20 steps): the
+ * sources as the model sees them (their model-space round trip) and their translations, n × side²
+ * pixels each, row-aligned. Node only.
+ */
+export async function translateImages(model: Model, n = 500): Promise<{ sources: Float32Array; translations: Float32Array; n: number; side: number }> {
+  const target = imageTargetOf(model, 'translateImages');
+  const source = model.config.source;
+  if (typeof source !== 'string' || !isImageDataset(source)) throw new RangeError(`translateImages: the model was trained from ${JSON.stringify(source)}, not an image class; accepted: a model trained with source fashion-mnist:CLASS`);
+  await ensureDevice();
+  return translateRows(model.config, model.params, { target, source, n });
 }
 
 /**

@@ -226,6 +226,26 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
   checkOutFile('--out', out);
   const n = (v.n as number | undefined) ?? 10000;
   const seed = (v.seed as number | undefined) ?? 0;
+  // An unpaired translation (trained from an image class): its map applied to that class's test images.
+  if (trainConfig?.target && trainConfig.source && isImageDataset(trainConfig.source)) {
+    for (const flag of ['solver', 'solver-steps', 'label', 'guidance', 'runtime']) if (p.given.has(flag)) throw new UsageError(`--${flag}: a translation model (${trainConfig.source} → ${trainConfig.target}) translates test images with RK4 (20 steps) in Node; accepted flags: --checkpoint, --n, --out, --json`);
+    const t0 = performance.now();
+    const { translateImages } = await import('../train/images');
+    let tr;
+    try {
+      tr = await translateImages(model.config, model.params, { target: trainConfig.target, source: trainConfig.source, n: p.given.has('n') ? n : Math.min(n, 500) });
+    } catch (e) {
+      if (e instanceof RangeError) throw new UsageError(`--${e.message}`);
+      throw e;
+    }
+    const D = tr.side * tr.side;
+    writeFileAtomic(out, ext === '.npy' ? encodeNpy(tr.translations, [tr.n, D]) : encodeCsv(tr.translations, tr.n, D));
+    const shown = displayPath(ctx.cwd, out);
+    const seconds = (performance.now() - t0) / 1000;
+    if (v.json) ctx.stdout.write(`${JSON.stringify({ type: 'sample', method, checkpoint: ckptPath, step: ck.state.step, n: tr.n, dim: D, translated_from: trainConfig.source, solver: 'rk4', solver_steps: 20, runtime: 'node', out: shown, seconds: +seconds.toFixed(3) })}\n`);
+    else ctx.stdout.write(`wrote ${tr.n} × ${D} pixels to ${shown}: the first ${tr.n} test images of ${trainConfig.source} translated to ${trainConfig.target} (${method}, step ${ck.state.step}, ${seconds.toFixed(1)} s)\n`);
+    return 0;
+  }
   const cf = conditionFlags(v, p.given, method, model.config);
   if (cf.cond?.kind === 'context') throw new UsageError('sample: the model is conditioned on context vectors; sample it through the library (sample with context rows)');
   const condOpts = { ...(cf.labels ? { labels: cf.labels } : {}), ...(cf.guidance !== undefined ? { guidance: cf.guidance } : {}) };

@@ -108,7 +108,10 @@ run, closes the browser, and keeps the last checkpoint (continue with --resume).
 
 export const SAMPLE_HELP = `usage: wgflow sample --checkpoint FILE [--n N] [--solver S] [--solver-steps K] [--out FILE.npy|.csv]
 
-Draws N samples from a trained model and writes them as .npy (float32, N×dim) or .csv.
+Draws N samples from a trained model and writes them as .npy (float32, N×dim) or .csv. A model
+trained on images writes pixels in [−1, 1]; an unpaired translation (train --source fashion-mnist:7
+--target fashion-mnist:9) writes the translations of the source class's first N test images
+(default 500).
 
   --checkpoint FILE    a model.safetensors written by wgflow train (required); a checkpoint whose
                        configuration does not match its parameters, or with non-finite parameters

@@ -4,7 +4,7 @@
  * folder and a 10-step evaluator: the names and their errors (exit 2), the PCA cache (same basis
  * fitted or read), and short end-to-end runs in Node that write image grids and the classifier-based
  * metrics (generation, translation); then the same through the library (api/: train on an image
- * target, evaluateImages, imagePixels), which must give the command line's configuration and
+ * target, evaluateImages, imagePixels, translateImages), which must give the command line's configuration and
  * `images` block.
  */
 import { spawnSync } from 'node:child_process';
@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { imageDatasetName, isImageDataset, parseImageDataset } from '../datasets/image-names';
 import { decodePngSize } from '../io/png';
 import { imageGrid, trajectoryStrips } from '../cli/image-pictures';
-import { evaluateImages, imagePixels, parseNpy, resolvedConfig, sample, train, writeCheckpoint, type Model } from '../api';
+import { evaluateImages, imagePixels, parseNpy, resolvedConfig, sample, train, translateImages, writeCheckpoint, type Model } from '../api';
 import { imageData, loadImageSplit } from '../datasets/images';
 import { writeFashionFixture } from './fixtures/fashion-fixture';
 
@@ -143,6 +143,14 @@ describe('wgflow train --target fashion-mnist (fixture)', () => {
     expect(ev.code, ev.err).toBe(0);
     expect(ev.out).toContain(`translated 1 → 6: ${(100 * t.target_class_fraction).toFixed(1)} % classified as 6`);
     expect(ev.out).toMatch(/mean pixel distance/);
+    // `wgflow sample` translates the source class's test images (n × 784 pixels).
+    const smp = wgflow(['sample', '--checkpoint', path.join(out, 'model.safetensors'), '--n', '3', '--out', path.join(out, 't.npy')]);
+    expect(smp.code, smp.err).toBe(0);
+    expect(smp.out).toMatch(/wrote 3 × 784 pixels .*: the first 3 test images of fashion-mnist:1@pca8 translated to fashion-mnist:6@pca8/);
+    expect(readFileSync(path.join(out, 't.npy')).subarray(0, 128).toString('latin1')).toMatch(/'shape': \(3, 784\)/);
+    const many = wgflow(['sample', '--checkpoint', path.join(out, 'model.safetensors'), '--n', '50', '--out', path.join(out, 't.npy')]);
+    expect(many.code).toBe(2);
+    expect(many.err).toMatch(/--n: 50 translations asked; the test split has 10 images/);
     const bad = wgflow(['eval', '--checkpoint', path.join(out, 'model.safetensors'), '--n', '100']);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--n: an image model .* is evaluated with its own image metrics/);
@@ -288,5 +296,11 @@ describe('the library on image datasets (api/, train/images.ts)', () => {
     // The ODE starts at the sources and ends at the translations.
     expect(pixels.trajectory![0]).toEqual(pixels.sources);
     expect(pixels.trajectory![8]).toEqual(pixels.translations);
+    // translateImages: the same map on the first n source-class test images (rows independent of n).
+    const tr = await translateImages(r.model, 4);
+    expect(tr).toMatchObject({ n: 4, side: 28 });
+    expect(tr.sources).toEqual(pixels.sources!.subarray(0, 4 * 784));
+    for (let i = 0; i < 4 * 784; i++) expect(Math.abs(tr.translations[i]! - pixels.translations![i]!)).toBeLessThan(1e-5);
+    await expect(translateImages(r.model, 11)).rejects.toThrow(/n: 11 translations asked; the test split has 10 images of fashion-mnist:1@pca8 \(accepted: 1 to 10\)/);
   }, 240_000);
 });

@@ -29,7 +29,7 @@ import { imageData, type ImageData } from '../datasets/images';
 import { IMAGE_DATASETS, imageDatasetName, isImageDataset, parseClasses, parseImageDataset } from '../datasets/image-names';
 import * as ev from '../evaluate/images';
 import type { GenerationMetrics, TranslationMetrics } from '../evaluate/images';
-import { getBackend, init, mlpFallbackReason, tensor } from '../engine';
+import { getBackend, init, mlpFallbackReason, tensor, type FusionLevel } from '../engine';
 import { Rng } from '../engine/philox';
 import { VectorField } from '../cfm/mlp';
 import { odeSolve } from '../cfm/ode';
@@ -248,6 +248,67 @@ export interface ImageEvalOptions {
 }
 
 /**
+ * x₁ = ODE_RK4(v, x₀) for n model-space rows x₀ (IMAGE_EVAL.solverSteps steps; a conditional
+ * field's context rows alongside), with the states at `times` (t = 0 … 1) when asked.
+ */
+async function solveRows(vf: VectorField, fusion: FusionLevel, x0: Float32Array, n: number, context?: { rows: Float32Array; cols: number }, times?: number[]): Promise<{ x: Float32Array; traj: Float32Array[] }> {
+  const d = x0.length / n;
+  const xt = tensor(x0, [n, d]);
+  const ct = context ? tensor(context.rows, [n, context.cols]) : undefined;
+  try {
+    const sol = await odeSolve(vf, xt, { solver: 'rk4', steps: IMAGE_EVAL.solverSteps, fusion, times, ...(ct ? { context: ct } : {}) });
+    const x = await sol.x.data();
+    const traj: Float32Array[] = [];
+    for (const s of sol.trajectory) {
+      traj.push(await s.data());
+      s.dispose();
+    }
+    sol.x.dispose();
+    return { x, traj };
+  } finally {
+    xt.dispose();
+    ct?.dispose();
+  }
+}
+
+/** The engine's device, or Node's (Dawn) acquired when there is none. */
+async function ensureNodeDevice(): Promise<void> {
+  try {
+    getBackend();
+  } catch {
+    const { prepareDawnEnvironment } = await import('../engine/dawn-env');
+    prepareDawnEnvironment();
+    await init({ runtime: 'node' });
+  }
+}
+
+/**
+ * An unpaired translation model's map applied to the first n test images of its source class
+ * (`wgflow sample` on such a checkpoint; the model was trained from `source` to `target`):
+ * the sources as the model sees them (their model-space round trip) and their translations,
+ * n × side² pixels each, row-aligned.
+ */
+export async function translateImages(config: Record<string, unknown>, params: TrainState['params'], opts: { target: string; source: string; n: number }): Promise<{ sources: Float32Array; translations: Float32Array; n: number; side: number }> {
+  needFiles(opts.target);
+  await ensureNodeDevice();
+  const c = configFrom(config);
+  const t = imageData(opts.target, 'train');
+  const s = parseImageDataset(opts.source);
+  if (!s) throw new RangeError(`source: ${JSON.stringify(opts.source)} is not an image dataset; only a translation model (trained from an image class) translates images`);
+  if (c.dim !== t.data.dim) throw new RangeError(`model: dimension ${c.dim} is not that of ${t.name}'s model space (${t.data.dim}); was it trained on these images?`);
+  const test = ev.testImages(t.spec.base, s.classes);
+  if (!Number.isInteger(opts.n) || opts.n < 1 || opts.n > test.n) throw new RangeError(`n: ${opts.n} translations asked; the test split has ${test.n} images of ${opts.source} (accepted: 1 to ${test.n})`);
+  const z0 = t.fromPixels(test.x.subarray(0, opts.n * t.side * t.side), opts.n);
+  const vf = new VectorField(mlpConfigOf(c), paramsToFlat(c, params));
+  try {
+    const { x } = await solveRows(vf, c.fusion ?? 'step', z0, opts.n);
+    return { sources: t.toPixels(z0, opts.n), translations: t.toPixels(x, opts.n), n: opts.n, side: t.side };
+  } finally {
+    vf.dispose();
+  }
+}
+
+/**
  * Samples a trained image model (config: the trainer's resolved CfmConfig; params: a state's) and
  * judges it with the evaluator wgflow trains (evaluate/images.ts). Generation: IMAGE_EVAL.samples
  * draws x₁ = ODE_RK4(v, x₀ ~ N(0, I)) (conditional models: classes in turn), the Fréchet distance
@@ -260,13 +321,7 @@ export interface ImageEvalOptions {
 export async function evaluateImageModel(config: Record<string, unknown>, params: TrainState['params'], opts: ImageEvalOptions): Promise<ImageEvaluation> {
   const note = opts.note ?? (() => {});
   needFiles(opts.target);
-  try {
-    getBackend();
-  } catch {
-    const { prepareDawnEnvironment } = await import('../engine/dawn-env');
-    prepareDawnEnvironment();
-    await init({ runtime: 'node' });
-  }
+  await ensureNodeDevice();
   const c = configFrom(config);
   const t = imageData(opts.target, 'train');
   if (c.dim !== t.data.dim) throw new RangeError(`model: dimension ${c.dim} is not that of ${t.name}'s model space (${t.data.dim}); was it trained on these images?`);
@@ -281,21 +336,7 @@ export async function evaluateImageModel(config: Record<string, unknown>, params
   const K = IMAGE_DATASETS[base]!.classes.length;
   const pixels: ImagePixels = { side };
   const metrics: ImageMetrics = { dataset: t.name, model_space: t.pca ? `pca${t.pca.k}` : 'pixels', explained_variance: t.pca ? +t.pca.explained.toFixed(4) : 1, evaluator: { steps: evaluator.steps, test_accuracy: evaluator.testAccuracy, solver: `rk4 ${IMAGE_EVAL.solverSteps} steps` }, fusion: { level: fallback ? 'layer' : fusion, fallback } };
-  const solve = async (x0: Float32Array, n: number, context?: Float32Array, times?: number[]) => {
-    const xt = tensor(x0, [n, c.dim]);
-    const ct = context ? tensor(context, [n, K]) : undefined;
-    const sol = await odeSolve(vf, xt, { solver: 'rk4', steps: IMAGE_EVAL.solverSteps, fusion, times, ...(ct ? { context: ct } : {}) });
-    const x = await sol.x.data();
-    const traj: Float32Array[] = [];
-    for (const s of sol.trajectory) {
-      traj.push(await s.data());
-      s.dispose();
-    }
-    sol.x.dispose();
-    xt.dispose();
-    ct?.dispose();
-    return { x, traj };
-  };
+  const solve = (x0: Float32Array, n: number, context?: Float32Array, times?: number[]) => solveRows(vf, fusion, x0, n, context ? { rows: context, cols: K } : undefined, times);
   try {
     if (opts.source && isImageDataset(opts.source)) {
       // Translation: test images of the source class to the target class.
