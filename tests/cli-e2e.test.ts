@@ -81,7 +81,6 @@ describe('wgflow train', () => {
     const metrics = JSON.parse(readFileSync(path.join(browserOut, 'metrics.json'), 'utf8'));
     for (const k of RESULT_KEYS.slice(1)) expect(metrics[k], k).toEqual(result[k]);
     expect(metrics.adapter_info.runtime).toBe('browser');
-    expect(metrics.fusion).toEqual({ asked: 'step', used: 'step', fallback: null });
     const html = readFileSync(path.join(browserOut, 'report.html'), 'utf8');
     expect(html.match(/src="data:image\/png;base64,/g)?.length).toBe(3);
     expect(html).not.toMatch(/(src|href)="https?:/);

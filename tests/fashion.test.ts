@@ -97,6 +97,7 @@ describe('wgflow train --target fashion-mnist (fixture)', () => {
     expect(m.source).toBe('gaussian');
     expect(m.config.dim).toBe(8);
     expect(m.config.fusion).toBe('layer');
+    expect(m.fusion).toEqual({ asked: 'layer', used: 'layer', fallback: null }); // the step's level, in metrics.json
     expect(m.images.model_space).toBe('pca8');
     expect(m.images.explained_variance).toBeGreaterThan(0.5);
     expect(m.images.evaluator.steps).toBe(10);
