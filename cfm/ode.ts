@@ -112,6 +112,21 @@ export async function odeSolve(vf: VectorField, x0: Tensor, opts: SolveOptions =
   return withFusion(level, () => fixedOps(vf, x0, solver, t0, t1, steps, times, opts));
 }
 
+/**
+ * A solve's end state and trajectory read back to the CPU (one readback each), the tensors disposed:
+ * the solution of odeSolve, or of the SDE sampler (cfm/sf2m-train.ts), taken over by the caller.
+ */
+export async function readSolution(sol: { x: Tensor; trajectory: Tensor[] }): Promise<{ x: Float32Array; trajectory: Float32Array[] }> {
+  const x = await sol.x.data();
+  const trajectory: Float32Array[] = [];
+  for (const t of sol.trajectory) {
+    trajectory.push(await t.data());
+    t.dispose();
+  }
+  sol.x.dispose();
+  return { x, trajectory };
+}
+
 /** The (guided) field at (x, t): vf.at, with the context and guidance of `opts` (see the header). */
 export function fieldAt(vf: VectorField, x: Tensor, t: number, opts: Pick<SolveOptions, 'context' | 'guidance'>): Tensor {
   if (!opts.context) return vf.at(x, t);

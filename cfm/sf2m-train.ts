@@ -16,10 +16,10 @@ import { affine, getBackend, noGrad, tensor, type Tensor } from '../engine';
 import { Rng, seedKey } from '../engine/philox';
 import { eulerMaruyamaKernel, sdeUniforms } from '../kernels/sde';
 import { w2 } from './metrics';
-import { segmentPlan } from './ode';
+import { readSolution, segmentPlan } from './ode';
 import { Sf2mModel, sf2mShapes } from './sf2m';
 import { Sf2mStepper } from './sf2m-step';
-import { asEvaluation, cfmEvaluate, cfmRun, cfmSample, cfmTrainer, evaluateModel, sinkhornOf, sourceSampler, stepBatch, STREAM, targetSampler } from './train';
+import { askedFusion, asEvaluation, cfmEvaluate, cfmRun, cfmSample, cfmTrainer, evaluateModel, sinkhornOf, sourceSampler, stepBatch, STREAM, targetSampler } from './train';
 import { configFrom, type CfmConfig } from './config';
 
 export interface SdeOptions {
@@ -92,13 +92,12 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
   const tgt = targetSampler(c, cfg.data);
   if (tgt.dim !== c.dim || src.dim !== c.dim) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
   return cfmRun(c, new Sf2mModel({ dim: c.dim, hidden: c.hidden, activation: c.activation }, new Rng(c.seed, STREAM.init)), resume, {
-    asked: c.fusion ?? (c.stepMode === 'tape' ? 'layer' : 'step'),
     stepper: (model) =>
       new Sf2mStepper(model, {
         sigma: c.sigma,
         batch: c.batch,
         seed: c.seed,
-        fusion: c.fusion ?? (c.stepMode === 'tape' ? 'layer' : 'step'),
+        fusion: askedFusion(c),
         sinkhorn: sinkhornOf(c),
         adam: { lr: c.lr, weightDecay: c.weightDecay },
       }),
@@ -138,13 +137,7 @@ export async function sf2mSample(ckpt: ModelCheckpoint, opts: SampleOptions): Pr
     const tt = opts.trajectoryTimes ?? 0;
     const times = tt >= 2 ? Array.from({ length: tt }, (_, i) => i / (tt - 1)) : [];
     const sol = sdeSolve(model, x0, { steps: opts.solverSteps ?? 100, g: c.sigma, seed: opts.seed, times });
-    const samples = await sol.x.data();
-    const trajectories: Float32Array[] = [];
-    for (const t of sol.trajectory) {
-      trajectories.push(await t.data());
-      t.dispose();
-    }
-    sol.x.dispose();
+    const { x: samples, trajectory: trajectories } = await readSolution(sol);
     x0.dispose();
     return { samples: { data: samples, n: opts.n, dim: c.dim }, trajectories: trajectories.length ? trajectories : undefined, nfe: sol.nfe };
   } finally {

@@ -28,7 +28,7 @@ import { isImageDataset } from '../datasets/image-names';
 import { logLikelihood } from './likelihood';
 import { meanOf, normalizedPathEnergy, w2 } from './metrics';
 import { VectorField } from './mlp';
-import { odeSolve, SOLVERS, type Solver } from './ode';
+import { odeSolve, readSolution, SOLVERS, type Solver } from './ode';
 import { exactPairs, type Pairing, type SinkhornOptions } from './ot';
 import { CfmStepper, type AdamState } from './step';
 import { configFrom, mlpConfigOf, paramsToFlat, resolveConfig, type CfmConfig } from './config';
@@ -193,6 +193,11 @@ export function asEvaluation(ev: Omit<EvalOutput, 'nfe'> & { conditional?: Condi
   };
 }
 
+/** The fusion level a run asks its step for: the `fusion` option, else the older `step` option's (fused → step, tape → layer). */
+export function askedFusion(c: CfmConfig): FusionLevel {
+  return c.fusion ?? (c.stepMode === 'tape' ? 'layer' : 'step');
+}
+
 /** The GPU Sinkhorn of a Sinkhorn-coupled run (cfm/ot.ts), or undefined for the CPU's couplings. */
 export function sinkhornOf(c: CfmConfig): { opts: SinkhornOptions; pairing: Pairing } | undefined {
   if (c.coupling !== 'sinkhorn') return undefined;
@@ -209,8 +214,6 @@ export function sinkhornOf(c: CfmConfig): { opts: SinkhornOptions; pairing: Pair
  * records those counters, which is all a resume needs.
  */
 export function cfmRun<M extends RunModel>(c: CfmConfig, model: M, resume: TrainState | undefined, parts: {
-  /** The fusion level asked for (the run's option, else the stepper's default). */
-  asked: FusionLevel;
   stepper: (model: M) => RunStepper;
   batch: (step: number) => Float32Array;
   evaluate: (model: M) => Promise<Evaluation>;
@@ -244,7 +247,7 @@ export function cfmRun<M extends RunModel>(c: CfmConfig, model: M, resume: Train
       };
     },
     divergenceAdvice: parts.divergenceAdvice,
-    fusion: { asked: parts.asked, used: st.fusion, fallback: st.fallback },
+    fusion: { asked: askedFusion(c), used: st.fusion, fallback: st.fallback },
     evaluate: () => parts.evaluate(model),
     dispose() {
       st.dispose();
@@ -261,7 +264,6 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
   if (tgt.dim !== c.dim || (c.source && src.dim !== c.dim)) throw new RangeError(`source and target dimensions differ (${src.dim} vs ${tgt.dim})`);
   const condBatch = c.condition ? conditionalStepBatch(c, cfg, src) : null;
   return cfmRun(c, new VectorField(mlpConfigOf(c), new Rng(c.seed, STREAM.init)), resume, {
-    asked: c.fusion ?? (c.stepMode === 'tape' ? 'layer' : 'step'),
     stepper: (vf) =>
       new CfmStepper(vf, {
         method: c.method,
@@ -339,13 +341,7 @@ export async function sampleCfm(config: Record<string, unknown>, params: TrainSt
     const x0 = tensor(sourceSampler(c).sample(n, new Rng(seed, STREAM.sample)), [n, c.dim]);
     const times = trajectoryTimes >= 2 ? Array.from({ length: trajectoryTimes }, (_, i) => i / (trajectoryTimes - 1)) : [];
     const sol = await odeSolve(vf, x0, { solver, steps, times });
-    const samples = await sol.x.data();
-    const trajectories: Float32Array[] = [];
-    for (const t of sol.trajectory) {
-      trajectories.push(await t.data());
-      t.dispose();
-    }
-    sol.x.dispose();
+    const { x: samples, trajectory: trajectories } = await readSolution(sol);
     x0.dispose();
     return { samples, nfe: sol.nfe, trajectories };
   } finally {

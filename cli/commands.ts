@@ -235,7 +235,8 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
     try {
       tr = await translateImages(model.config, model.params, { target: trainConfig.target, source: trainConfig.source, n: p.given.has('n') ? n : Math.min(n, 500) });
     } catch (e) {
-      if (e instanceof RangeError) throw new UsageError(`--${e.message}`);
+      // translateImages names its argument n (--n here); its other refusals are about the checkpoint.
+      if (e instanceof RangeError) throw new UsageError(e.message.startsWith('n: ') ? `--${e.message}` : e.message);
       throw e;
     }
     const D = tr.side * tr.side;

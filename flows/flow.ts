@@ -39,12 +39,22 @@ export interface FusedSpec {
   onesMasks?: readonly boolean[];
 }
 
+/**
+ * A layer's fused form, and whether its conditioner fits the flowLayer kernel (engine/flow-ops.ts
+ * flowLayerFits); null for a layer without one (permutations, LU, planar, …).
+ */
+function fusedForm(l: Bijection | undefined, dim: number): { spec: FusedSpec; fits: boolean } | null {
+  const f = l as (Bijection & { fusedSpec?: () => FusedSpec }) | undefined;
+  if (!f || typeof f.fusedSpec !== 'function') return null;
+  const spec = f.fusedSpec();
+  return { spec, fits: flowLayerFits([dim + f.contextDim, ...spec.layers.map((k) => k.w.shape[1]!)]) };
+}
+
 /** The fused spec of a layer at the current fusion level, or null (op by op). */
 function fusedSpecOf(l: Bijection | undefined, dim: number): FusedSpec | null {
-  const f = l as (Bijection & { fusedSpec?: () => FusedSpec }) | undefined;
-  if (!f || typeof f.fusedSpec !== 'function' || !fusionAtLeast('mlp')) return null;
-  const spec = f.fusedSpec();
-  return flowLayerFits([dim + f.contextDim, ...spec.layers.map((k) => k.w.shape[1]!)]) ? spec : null;
+  if (!fusionAtLeast('mlp')) return null;
+  const form = fusedForm(l, dim);
+  return form?.fits ? form.spec : null;
 }
 
 /** The flow's position along the normalizing chain: op-by-op tensors, or one fused row state. */
@@ -165,13 +175,7 @@ export class Flow {
   fusionReport(): { level: FusionLevel; fallback: string | null } {
     const level = this.fusion ?? config.fusion;
     if (!withFusion(level, () => fusionAtLeast('mlp'))) return { level, fallback: null };
-    const wide: number[] = [];
-    for (const [i, l] of this.layers.entries()) {
-      const f = l as Bijection & { fusedSpec?: () => FusedSpec };
-      if (typeof f.fusedSpec !== 'function') continue;
-      const dims = [this.dim + f.contextDim, ...f.fusedSpec().layers.map((k) => k.w.shape[1]!)];
-      if (!flowLayerFits(dims)) wide.push(i);
-    }
+    const wide = [...this.layers.keys()].filter((i) => fusedForm(this.layers[i], this.dim)?.fits === false);
     if (!wide.length) return { level, fallback: null };
     return { level, fallback: `layer${wide.length > 1 ? 's' : ''} ${wide.join(', ')}: a conditioner width above the flowLayer kernel's ${MLP_MAX_WIDTH} runs op by op (the \`layer\` level)` };
   }

@@ -32,7 +32,7 @@ import type { GenerationMetrics, TranslationMetrics } from '../evaluate/images';
 import { getBackend, init, mlpFallbackReason, tensor, type FusionLevel } from '../engine';
 import { Rng } from '../engine/philox';
 import { VectorField } from '../cfm/mlp';
-import { odeSolve } from '../cfm/ode';
+import { odeSolve, readSolution } from '../cfm/ode';
 import { configFrom, mlpConfigOf, paramsToFlat } from '../cfm/config';
 
 /**
@@ -256,15 +256,8 @@ async function solveRows(vf: VectorField, fusion: FusionLevel, x0: Float32Array,
   const xt = tensor(x0, [n, d]);
   const ct = context ? tensor(context.rows, [n, context.cols]) : undefined;
   try {
-    const sol = await odeSolve(vf, xt, { solver: 'rk4', steps: IMAGE_EVAL.solverSteps, fusion, times, ...(ct ? { context: ct } : {}) });
-    const x = await sol.x.data();
-    const traj: Float32Array[] = [];
-    for (const s of sol.trajectory) {
-      traj.push(await s.data());
-      s.dispose();
-    }
-    sol.x.dispose();
-    return { x, traj };
+    const { x, trajectory } = await readSolution(await odeSolve(vf, xt, { solver: 'rk4', steps: IMAGE_EVAL.solverSteps, fusion, times, ...(ct ? { context: ct } : {}) }));
+    return { x, traj: trajectory };
   } finally {
     xt.dispose();
     ct?.dispose();
