@@ -19,7 +19,7 @@ import type { DataMatrix, LabelSet, Method, Progress, TrainOutcome, TrainState }
 import type { EvalResult, Solver } from '../train/methods';
 import { trainConfig, type TrainSpec } from '../train/options';
 import { getMethod } from '../train/registry';
-import { evaluateImageModel, imageSamplesToPixels, imageTrainSpec, translateImages as translateRows, type ImageEvaluation } from '../train/images';
+import { IMAGE_EVAL, evaluateImageModel, imageSamplesToPixels, imageTrainSpec, translateImages as translateRows, type ImageEvaluation, type ImageSolver } from '../train/images';
 import { isImageDataset } from '../datasets/image-names';
 
 export { CFM_METHODS, FLOW_METHODS, type CfmMethod, type Condition, type ConditionalMetrics, type LabelSet, type DataMatrix, type FlowMethod, type Method, type Progress, type TrainConfig, type TrainOutcome, type TrainState } from '../train/contract';
@@ -30,7 +30,7 @@ export { DeviceLostError, NonFiniteError, type AdapterReport, type RuntimeOption
 export { DATASETS, type DatasetInfo } from '../datasets/toy2d';
 export { parseCsv, parseNpy, encodeCsv, encodeNpy } from '../datasets/files';
 export { splitLabelColumn } from '../datasets/labels';
-export { IMAGE_EVAL, IMAGE_OPTION_DEFAULTS, type ImageEvaluation, type ImageMetrics, type ImagePixels } from '../train/images';
+export { IMAGE_EVAL, IMAGE_OPTION_DEFAULTS, IMAGE_SOLVERS, type ImageEvaluation, type ImageMetrics, type ImagePixels, type ImageSolver } from '../train/images';
 export { FASHION_MNIST_CLASSES, IMAGE_DATASETS, IMAGE_DATASET_NAMES } from '../datasets/image-names';
 
 /** A trained model: what sampling and evaluation need (also what a checkpoint holds). */
@@ -154,6 +154,9 @@ export interface EvaluateImagesOptions {
   seed?: number;
   /** Hears about the evaluator: trained by wgflow on first use (minutes on a software GPU), then cached. */
   onNote?: (line: string) => void;
+  /** The ODE solver the images are drawn with: euler, midpoint or rk4 (default rk4), and its steps (default 20). */
+  solver?: ImageSolver['solver'];
+  solverSteps?: number;
 }
 
 /**
@@ -168,7 +171,7 @@ function imageTargetOf(model: Model, what: string): string {
 
 /**
  * Judges a model trained on an image dataset as `wgflow train` does (metrics.json's `images` block):
- * samples drawn with RK4 (20 steps) and classified by the evaluator wgflow trains itself — Fréchet
+ * samples drawn with RK4 (20 steps; opts.solver/solverSteps choose another) and classified by the evaluator wgflow trains itself — Fréchet
  * distance of its features to the test images' ‖μ−μ'‖² + tr(Σ + Σ' − 2(ΣΣ')^½) (FID-style, not
  * Inception FID) and its model-space floor, per-class accuracy of a conditional model, target-class
  * fraction and pixel distance of a translation. Returns the metrics and the pixels they were
@@ -178,7 +181,7 @@ export async function evaluateImages(model: Model, opts: EvaluateImagesOptions =
   const target = imageTargetOf(model, 'evaluateImages');
   await ensureDevice();
   const source = typeof model.config.source === 'string' ? model.config.source : null;
-  return evaluateImageModel(model.config, model.params, { target, source, seed: opts.seed ?? Number(model.config.seed ?? 0), note: opts.onNote });
+  return evaluateImageModel(model.config, model.params, { target, source, seed: opts.seed ?? Number(model.config.seed ?? 0), note: opts.onNote, solver: { solver: opts.solver ?? 'rk4', steps: opts.solverSteps ?? IMAGE_EVAL.solverSteps } });
 }
 
 /**

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { DATASETS } from '../datasets/toy2d';
 import { encodeCsv, encodeNpy } from '../datasets/files';
 import { IMAGE_DATASETS, isImageDataset } from '../datasets/image-names';
-import { imageSamplesToPixels } from '../train/images';
+import { IMAGE_EVAL, IMAGE_SOLVERS, imageSamplesToPixels, type ImageSolver } from '../train/images';
 import type { AdapterReport } from '../engine/backend';
 import { adapterSummary } from '../engine/runtime';
 import { writeFileAtomic } from '../io/atomic';
@@ -277,15 +277,18 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
  * Node's WebGPU, keyed by --seed. W2 between PCA codes says little about images, so it is not given.
  */
 async function evalImageModel(v: Record<string, unknown>, given: Set<string>, ctx: CliContext, m: { method: Method; model: ModelCheckpoint; step: number; target: string; source: string | null }): Promise<number> {
-  for (const flag of ['target', 'n', 'solver', 'solver-steps', 'guidance', 'label-column']) {
-    if (given.has(flag)) throw new UsageError(`--${flag}: an image model (trained on ${m.target}) is evaluated with its own image metrics (1 000 samples, RK4 20 steps); accepted flags: --checkpoint, --seed, --json`);
+  for (const flag of ['target', 'n', 'guidance', 'label-column']) {
+    if (given.has(flag)) throw new UsageError(`--${flag}: an image model (trained on ${m.target}) is evaluated with its own image metrics (1 000 samples, RK4 20 steps); accepted flags: --checkpoint, --seed, --solver, --solver-steps, --json`);
   }
+  const solverName = (v.solver as string | undefined) ?? 'rk4';
+  if (!(IMAGE_SOLVERS as readonly string[]).includes(solverName)) throw new UsageError(`--solver: ${solverName} is not accepted for an image model; accepted: ${IMAGE_SOLVERS.join(', ')} (fixed steps; default rk4)`);
+  const solver = { solver: solverName as ImageSolver['solver'], steps: (v['solver-steps'] as number | undefined) ?? IMAGE_EVAL.solverSteps };
   const { target, source } = m;
   const seed = (v.seed as number | undefined) ?? 0;
   const json = !!v.json;
   const t0 = performance.now();
   const { evaluateImageModel } = await import('../train/images');
-  const { metrics } = await evaluateImageModel(m.model.config, m.model.params, { target, source, seed, note: (line) => ctx.stderr.write(`wgflow: ${line}\n`) });
+  const { metrics } = await evaluateImageModel(m.model.config, m.model.params, { target, source, seed, solver, note: (line) => ctx.stderr.write(`wgflow: ${line}\n`) });
   const seconds = (performance.now() - t0) / 1000;
   const out = { type: 'eval', method: m.method, checkpoint: v.checkpoint, step: m.step, source, target, seed, images: metrics, runtime: 'node', seconds: +seconds.toFixed(3) };
   if (json) {
@@ -293,7 +296,7 @@ async function evalImageModel(v: Record<string, unknown>, given: Set<string>, ct
     return 0;
   }
   const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-  const lines = [`${m.method} at step ${m.step}, ${target}${source && isImageDataset(source) ? ` from ${source}` : ''} (${metrics.model_space}; ${seconds.toFixed(1)} s; evaluator ${pct(metrics.evaluator.test_accuracy)} test accuracy)`];
+  const lines = [`${m.method} at step ${m.step}, ${target}${source && isImageDataset(source) ? ` from ${source}` : ''} (${metrics.model_space}; ${metrics.evaluator.solver}; ${seconds.toFixed(1)} s; evaluator ${pct(metrics.evaluator.test_accuracy)} test accuracy)`];
   const g = metrics.generation;
   if (g) {
     lines.push(`  Fréchet (classifier features, not Inception FID)  ${fmtNum(g.frechet)}  (floor ${fmtNum(g.frechet_floor)}, ${g.samples} samples)`);

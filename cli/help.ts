@@ -140,7 +140,8 @@ Evaluates a trained model: W2 (exact OT between 2 048 generated and 2 048 fresh 
 NPE (flow matching), NLL in nats (flows). A model trained on images (--target fashion-mnist…) gets
 its image metrics instead, as metrics.json has them: the evaluator's Fréchet distance and class
 fractions, the conditional accuracy, or the translation's target-class fraction and pixel distances
-(Node; flags --seed and --json).
+(Node; flags --seed, --json, and --solver euler|midpoint|rk4 with --solver-steps K, default rk4 20:
+fewer steps show how straight the learned paths are).
 
   --checkpoint FILE    a model.safetensors written by wgflow train (required; checked as for sample)
   --target NAME        target dataset (default: the one it was trained on)

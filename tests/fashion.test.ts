@@ -121,6 +121,22 @@ describe('wgflow train --target fashion-mnist (fixture)', () => {
     const evLine = JSON.parse(ev.out.trim().split('\n').pop()!);
     expect(evLine).toMatchObject({ type: 'eval', target: 'fashion-mnist:1,2,3@pca8', step: 30, seed: 0 });
     expect(evLine.images).toEqual(m.images);
+    expect(m.images.evaluator.solver).toBe('rk4 20 steps');
+    // Another solver (OT-CFM's straight paths are claimed at low NFE): its name in the result, other samples.
+    const eu = wgflow(['eval', '--checkpoint', path.join(out, 'model.safetensors'), '--solver', 'euler', '--solver-steps', '2', '--json']);
+    expect(eu.code, eu.err).toBe(0);
+    const euLine = JSON.parse(eu.out.trim().split('\n').pop()!);
+    expect(euLine.images.evaluator.solver).toBe('euler 2 steps');
+    expect(euLine.images.generation.frechet).not.toBe(m.images.generation.frechet);
+    const human = wgflow(['eval', '--checkpoint', path.join(out, 'model.safetensors'), '--solver', 'midpoint']);
+    expect(human.code, human.err).toBe(0);
+    expect(human.out).toMatch(/midpoint 20 steps/);
+    for (const s of ['dopri5', 'sde']) {
+      const no = wgflow(['eval', '--checkpoint', path.join(out, 'model.safetensors'), '--solver', s]);
+      expect(no.code).toBe(2);
+      expect(no.err).toMatch(/--solver/);
+      expect(no.err).not.toMatch(/ at /); // no stack trace
+    }
     // One PCA basis and one evaluator in the cache, used by the next run without fitting again.
     expect(readdirSync(cache).filter((f) => f.includes('-pca8-'))).toHaveLength(1);
     expect(readdirSync(cache).filter((f) => f.includes('-evaluator-s10-'))).toHaveLength(1);
@@ -297,6 +313,13 @@ describe('the library on image datasets (api/, train/images.ts)', () => {
     // The ODE starts at the sources and ends at the translations.
     expect(pixels.trajectory![0]).toEqual(pixels.sources);
     expect(pixels.trajectory![8]).toEqual(pixels.translations);
+    // Another solver: named in the metrics; the same start, another end; a solver without fixed steps is refused.
+    const eu = await evaluateImages(r.model, { solver: 'euler', solverSteps: 3 });
+    expect(eu.metrics.evaluator.solver).toBe('euler 3 steps');
+    expect(eu.pixels.trajectory![0]).toEqual(pixels.sources);
+    expect(eu.pixels.translations).not.toEqual(pixels.translations);
+    await expect(evaluateImages(r.model, { solver: 'dopri5' as 'rk4' })).rejects.toThrow(/^solver: "dopri5" is not accepted for image metrics; accepted: euler, midpoint, rk4/);
+    await expect(evaluateImages(r.model, { solverSteps: 0 })).rejects.toThrow(/^solver steps: 0 is not accepted; accepted: an integer from 1 to 10000/);
     // translateImages: the same map on the first n source-class test images (rows independent of n).
     const tr = await translateImages(r.model, 4);
     expect(tr).toMatchObject({ n: 4, side: 28 });

@@ -245,18 +245,36 @@ export interface ImageEvalOptions {
   seed: number;
   /** Hears about the evaluator: trained on first use (minutes on SwiftShader), then cached. */
   note?: (line: string) => void;
+  /**
+   * The ODE solver the images are drawn with (default RK4, IMAGE_EVAL.solverSteps steps). Fewer
+   * steps ask how straight the learned paths are: OT-CFM's claim over I-CFM is at low NFE.
+   */
+  solver?: ImageSolver;
 }
 
+/** A solver of the image evaluation: a fixed-step one (dopri5 adapts, sde needs a score). */
+export type ImageSolver = { solver: 'euler' | 'midpoint' | 'rk4'; steps: number };
+export const IMAGE_SOLVERS = ['euler', 'midpoint', 'rk4'] as const;
+
+/** Checks an ImageSolver: a fixed-step solver and 1 to 10 000 steps (RangeError naming the value). */
+export function checkImageSolver(s: ImageSolver): ImageSolver {
+  if (!(IMAGE_SOLVERS as readonly string[]).includes(s.solver)) throw new RangeError(`solver: ${JSON.stringify(s.solver)} is not accepted for image metrics; accepted: ${IMAGE_SOLVERS.join(', ')} (fixed steps)`);
+  if (!Number.isInteger(s.steps) || s.steps < 1 || s.steps > 10_000) throw new RangeError(`solver steps: ${s.steps} is not accepted; accepted: an integer from 1 to 10000`);
+  return s;
+}
+
+const DEFAULT_IMAGE_SOLVER: ImageSolver = { solver: 'rk4', steps: IMAGE_EVAL.solverSteps };
+
 /**
- * x₁ = ODE_RK4(v, x₀) for n model-space rows x₀ (IMAGE_EVAL.solverSteps steps; a conditional
+ * x₁ = ODE(v, x₀) for n model-space rows x₀ (default RK4, IMAGE_EVAL.solverSteps steps; a conditional
  * field's context rows alongside), with the states at `times` (t = 0 … 1) when asked.
  */
-async function solveRows(vf: VectorField, fusion: FusionLevel, x0: Float32Array, n: number, context?: { rows: Float32Array; cols: number }, times?: number[]): Promise<{ x: Float32Array; traj: Float32Array[] }> {
+async function solveRows(vf: VectorField, fusion: FusionLevel, x0: Float32Array, n: number, context?: { rows: Float32Array; cols: number }, times?: number[], solver: ImageSolver = DEFAULT_IMAGE_SOLVER): Promise<{ x: Float32Array; traj: Float32Array[] }> {
   const d = x0.length / n;
   const xt = tensor(x0, [n, d]);
   const ct = context ? tensor(context.rows, [n, context.cols]) : undefined;
   try {
-    const { x, trajectory } = await readSolution(await odeSolve(vf, xt, { solver: 'rk4', steps: IMAGE_EVAL.solverSteps, fusion, times, ...(ct ? { context: ct } : {}) }));
+    const { x, trajectory } = await readSolution(await odeSolve(vf, xt, { solver: solver.solver, steps: solver.steps, fusion, times, ...(ct ? { context: ct } : {}) }));
     return { x, traj: trajectory };
   } finally {
     xt.dispose();
@@ -313,6 +331,7 @@ export async function translateImages(config: Record<string, unknown>, params: T
  */
 export async function evaluateImageModel(config: Record<string, unknown>, params: TrainState['params'], opts: ImageEvalOptions): Promise<ImageEvaluation> {
   const note = opts.note ?? (() => {});
+  const solver = checkImageSolver(opts.solver ?? DEFAULT_IMAGE_SOLVER);
   needFiles(opts.target);
   await ensureNodeDevice();
   const c = configFrom(config);
@@ -328,8 +347,8 @@ export async function evaluateImageModel(config: Record<string, unknown>, params
   const fallback = fusion === 'step' ? mlpFallbackReason(vf.layout.dims) : null;
   const K = IMAGE_DATASETS[base]!.classes.length;
   const pixels: ImagePixels = { side };
-  const metrics: ImageMetrics = { dataset: t.name, model_space: t.pca ? `pca${t.pca.k}` : 'pixels', explained_variance: t.pca ? +t.pca.explained.toFixed(4) : 1, evaluator: { steps: evaluator.steps, test_accuracy: evaluator.testAccuracy, solver: `rk4 ${IMAGE_EVAL.solverSteps} steps` }, fusion: { level: fallback ? 'layer' : fusion, fallback } };
-  const solve = (x0: Float32Array, n: number, context?: Float32Array, times?: number[]) => solveRows(vf, fusion, x0, n, context ? { rows: context, cols: K } : undefined, times);
+  const metrics: ImageMetrics = { dataset: t.name, model_space: t.pca ? `pca${t.pca.k}` : 'pixels', explained_variance: t.pca ? +t.pca.explained.toFixed(4) : 1, evaluator: { steps: evaluator.steps, test_accuracy: evaluator.testAccuracy, solver: `${solver.solver} ${solver.steps} steps` }, fusion: { level: fallback ? 'layer' : fusion, fallback } };
+  const solve = (x0: Float32Array, n: number, context?: Float32Array, times?: number[]) => solveRows(vf, fusion, x0, n, context ? { rows: context, cols: K } : undefined, times, solver);
   try {
     if (opts.source && isImageDataset(opts.source)) {
       // Translation: test images of the source class to the target class.
