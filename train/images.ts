@@ -347,7 +347,7 @@ export async function evaluateImageModel(config: Record<string, unknown>, params
   const fallback = fusion === 'step' ? mlpFallbackReason(vf.layout.dims) : null;
   const K = IMAGE_DATASETS[base]!.classes.length;
   const pixels: ImagePixels = { side };
-  const metrics: ImageMetrics = { dataset: t.name, model_space: t.pca ? `pca${t.pca.k}` : 'pixels', explained_variance: t.pca ? +t.pca.explained.toFixed(4) : 1, evaluator: { steps: evaluator.steps, test_accuracy: evaluator.testAccuracy, solver: `${solver.solver} ${solver.steps} steps` }, fusion: { level: fallback ? 'layer' : fusion, fallback } };
+  const metrics: ImageMetrics = { dataset: t.name, model_space: t.pca ? `pca${t.pca.k}` : 'pixels', explained_variance: t.pca ? +t.pca.explained.toFixed(4) : 1, evaluator: { steps: evaluator.steps, test_accuracy: evaluator.testAccuracy, solver: `${solver.solver} ${solver.steps} step${solver.steps === 1 ? '' : 's'}` }, fusion: { level: fallback ? 'layer' : fusion, fallback } };
   const solve = (x0: Float32Array, n: number, context?: Float32Array, times?: number[]) => solveRows(vf, fusion, x0, n, context ? { rows: context, cols: K } : undefined, times, solver);
   try {
     if (opts.source && isImageDataset(opts.source)) {
