@@ -16,7 +16,7 @@ import { mlpShapes } from '../cfm/mlp';
 import { sf2mShapes } from '../cfm/sf2m';
 import { resolveConfig as resolveCfmConfig, type CfmConfig } from '../cfm/config';
 import { resolveArch } from '../flows/build';
-import type { FlowRunConfig } from '../flows/train';
+import type { FlowRunConfig } from '../flows/checkpoint';
 import { quote } from '../io/quote';
 import { checkValue, UsageError, type FlagKind } from './args';
 import { ALL_METHODS, MAX_CFM_WIDTH, MAX_HIDDEN_LAYERS, checkDataset, checkOptionBounds, flagKind } from './flags';
@@ -240,7 +240,7 @@ export function checkCfmConfig(raw: Record<string, unknown>, params: Params): Cf
   return { ...resolved, dataName };
 }
 
-/** Metadata "config" of a normalizing-flow checkpoint (flows/train.ts FlowRunConfig), checked against its parameters. */
+/** Metadata "config" of a normalizing-flow checkpoint (flows/checkpoint.ts FlowRunConfig), checked against its parameters. */
 export function checkFlowConfig(raw: Record<string, unknown>, params: Params): FlowRunConfig {
   const f = new Fields('config', raw);
   if (raw.family !== 'flow') f.fail('family', '"flow"');

@@ -18,7 +18,6 @@ export { StandardNormal, DiagNormal, type BaseDistribution } from './base';
 export { Flow } from './flow';
 export { inverse, luDecompose, randomOrthogonal } from './linalg';
 export { buildFlow, resolveArch, DEFAULT_LAYERS, defaultLayers, NSF_VARIANTS, type FlowArch, type NsfVariant } from './build';
-export {
-  flowTrainer, sampleFlow, evalFlow, flowFromCheckpoint, densityGrid, drawSamples, meanNll,
-  validateData, learningRate, readRunConfig, type FlowRunConfig, type Standardize,
-} from './train';
+export { flowTrainer, learningRate } from './train';
+export { sampleFlow, evalFlow, flowFromCheckpoint, densityGrid, drawSamples, meanNll, readRunConfig, type FlowRunConfig } from './checkpoint';
+export { validateData, type Standardize } from './data';

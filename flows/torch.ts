@@ -33,7 +33,7 @@ import { MAFLayer } from './maf';
 import type { HostParams } from './params';
 import type { SplineAutoregressive, SplineCoupling } from './spline';
 import { SPLINE_MINIMA } from '../engine/spline';
-import { flowFromCheckpoint, readRunConfig } from './train';
+import { flowFromCheckpoint, readRunConfig } from './checkpoint';
 
 /** What a state dict written by flowToTorch says about itself (metadata `format`). */
 export const FLOW_TORCH_FORMAT = 'wgflow.flow/1';

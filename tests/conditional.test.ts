@@ -363,7 +363,7 @@ describe('conditional RealNVP on 8gaussians', () => {
     expect(out.metrics.nll!).toBeLessThan(h + 0.15);
     expect(out.metrics.nll!).toBeGreaterThan(h - 0.1);
     const ckpt = { config: out.config, params: out.state.params, step: 200 };
-    const { sampleFlow } = await import('../flows/train');
+    const { sampleFlow } = await import('../flows/checkpoint');
     const s = await sampleFlow(ckpt, { n: 100, seed: 2, labels: [6] });
     const ref = DATASETS['8gaussians']!.labels!.sample(2048, new Rng(3, 3));
     expect(nearestLabels(s.samples.data, ref.points, ref.labels, 2).filter((k) => k === 6).length).toBeGreaterThanOrEqual(95);

@@ -12,7 +12,7 @@ import type { TrainConfig, TrainOutcome, TrainState } from '../train/contract';
 import { encodeCsv, encodeNpy, loadDataFile } from '../datasets/files';
 import { Rng } from '../engine/philox';
 import { resolveArch } from '../flows/build';
-import { densityGrid, evalFlow, flowFromCheckpoint, meanNll, sampleFlow } from '../flows/train';
+import { densityGrid, evalFlow, flowFromCheckpoint, meanNll, sampleFlow } from '../flows/checkpoint';
 import { flowJob } from '../train/registry';
 import { expectClose, gpu } from './helpers';
 

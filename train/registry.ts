@@ -6,7 +6,8 @@
  */
 import { cfmEvaluate, cfmSample, cfmTrainer } from '../cfm/train';
 import { sf2mEvaluate, sf2mSample, sf2mTrainer } from '../cfm/sf2m-train';
-import { evalFlow, flowTrainer, sampleFlow } from '../flows/train';
+import { flowTrainer } from '../flows/train';
+import { evalFlow, sampleFlow } from '../flows/checkpoint';
 import { familyOf, type FamilyTrainer, type Method, type TrainJob } from './contract';
 import { runTraining } from './driver';
 import type { JobsModule, MethodImpl } from './methods';
