@@ -1,0 +1,78 @@
+/**
+ * Image quality against solver cost (issue 14): the Fréchet distance of trained Fashion-MNIST
+ * models (`wgflow train --target fashion-mnist …` checkpoints) when their ODE is solved with fewer
+ * or more function evaluations. OT-CFM's claim over I-CFM (Tong et al. 2024, "Improving and
+ * generalizing flow-based generative models with minibatch optimal transport", §5) is straighter
+ * paths, so better samples at low NFE; at a high-order solver's NFE both fields are integrated
+ * almost exactly and the comparison is of the fields alone.
+ *
+ *   node scripts/run-ts.mjs bench/fashion-nfe.ts A/model.safetensors B/model.safetensors … \
+ *     [--solvers euler:1,euler:2,euler:5,euler:10,euler:20,rk4:20] [--seed 0] [--json]
+ *
+ * Prints one row per solver, one column per checkpoint (named by method and training seed), and
+ * with several checkpoints of a method, that method's mean ± sample std over them. Each cell draws
+ * the same 1 000 starting points (--seed) and is judged by the same cached evaluator as
+ * `wgflow eval`, so a cell equals `wgflow eval --checkpoint F --solver S --solver-steps K`.
+ */
+import { evaluateImages, readCheckpoint, type Model } from '../api';
+import { IMAGE_SOLVERS, type ImageSolver } from '../train/images';
+
+const argv = process.argv.slice(2);
+function flag(name: string, fallback: string): string {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name}: needs a value`);
+  argv.splice(i, 2);
+  return v;
+}
+const json = argv.includes('--json');
+if (json) argv.splice(argv.indexOf('--json'), 1);
+const seed = Number(flag('seed', '0'));
+const solvers: ImageSolver[] = flag('solvers', 'euler:1,euler:2,euler:5,euler:10,euler:20,rk4:20').split(',').map((s) => {
+  const [solver, steps] = s.split(':');
+  if (!(IMAGE_SOLVERS as readonly string[]).includes(solver!) || !(Number(steps) >= 1)) throw new Error(`--solvers: "${s}" is not accepted; accepted: SOLVER:STEPS with SOLVER one of ${IMAGE_SOLVERS.join(', ')}`);
+  return { solver: solver as ImageSolver['solver'], steps: Number(steps) };
+});
+const files = argv.filter((a) => !a.startsWith('--'));
+if (files.length === 0) throw new Error('give one or more model.safetensors of image runs');
+
+/** Vector-field evaluations per step of each solver. */
+const STAGES: Record<ImageSolver['solver'], number> = { euler: 1, midpoint: 2, rk4: 4 };
+
+const models = files.map((f) => {
+  const ck = readCheckpoint(f);
+  const model: Model = { method: ck.trainConfig.method as Model['method'], config: ck.config, params: ck.state.params, step: ck.state.step };
+  return { file: f, model, name: `${model.method} s${ck.trainConfig.seed} @${model.step}` };
+});
+
+const table: number[][] = solvers.map(() => []);
+for (const [j, m] of models.entries()) {
+  for (const [i, s] of solvers.entries()) {
+    const t0 = performance.now();
+    const { metrics } = await evaluateImages(m.model, { seed, solver: s.solver, solverSteps: s.steps });
+    const frechet = metrics.generation?.frechet;
+    if (frechet === undefined) throw new Error(`${m.file}: not a generation model (a translation has no Fréchet score)`);
+    table[i]![j] = frechet;
+    const line = { type: 'cell', checkpoint: m.file, name: m.name, solver: s.solver, steps: s.steps, nfe: s.steps * STAGES[s.solver], frechet, floor: metrics.generation!.frechet_floor, seconds: +((performance.now() - t0) / 1000).toFixed(1) };
+    if (json) console.log(JSON.stringify(line));
+    else console.error(`${m.name}, ${s.solver} ${s.steps}: Fréchet ${frechet.toFixed(2)} (${line.seconds} s)`);
+  }
+}
+
+if (!json) {
+  const methods = [...new Set(models.map((m) => m.model.method))];
+  const groups = methods.map((meth) => ({ meth, cols: models.flatMap((m, j) => (m.model.method === meth ? [j] : [])) })).filter((g) => g.cols.length > 1);
+  const stat = (xs: number[]) => {
+    const mu = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mu) ** 2, 0) / (xs.length - 1));
+    return `${mu.toFixed(2)} ± ${sd.toFixed(2)}`;
+  };
+  const head = ['solver', 'NFE', ...models.map((m) => m.name), ...groups.map((g) => `${g.meth} (${g.cols.length} runs)`)];
+  console.log(`| ${head.join(' | ')} |`);
+  console.log(`|${head.map(() => '---').join('|')}|`);
+  for (const [i, s] of solvers.entries()) {
+    const cells = [`${s.solver} ${s.steps}`, String(s.steps * STAGES[s.solver]), ...table[i]!.map((v) => v.toFixed(2)), ...groups.map((g) => stat(g.cols.map((j) => table[i]![j]!)))];
+    console.log(`| ${cells.join(' | ')} |`);
+  }
+}
