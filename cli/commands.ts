@@ -5,7 +5,7 @@ import path from 'node:path';
 import { DATASETS } from '../datasets/toy2d';
 import { encodeCsv, encodeNpy } from '../datasets/files';
 import { IMAGE_DATASETS, isImageDataset } from '../datasets/image-names';
-import { IMAGE_EVAL, IMAGE_SOLVERS, imageSamplesToPixels, type ImageSolver } from '../train/images';
+import { IMAGE_EVAL, IMAGE_SOLVERS, evaluateImageModel, imageSamplesToPixels, translateImages, type ImageSolver } from '../train/images';
 import type { AdapterReport } from '../engine/backend';
 import { adapterSummary } from '../engine/runtime';
 import { writeFileAtomic } from '../io/atomic';
@@ -230,7 +230,6 @@ export async function sampleCommand(argv: string[], ctx: CliContext): Promise<nu
   if (trainConfig?.target && trainConfig.source && isImageDataset(trainConfig.source)) {
     for (const flag of ['solver', 'solver-steps', 'label', 'guidance', 'runtime']) if (p.given.has(flag)) throw new UsageError(`--${flag}: a translation model (${trainConfig.source} → ${trainConfig.target}) translates test images with RK4 (20 steps) in Node; accepted flags: --checkpoint, --n, --out, --json`);
     const t0 = performance.now();
-    const { translateImages } = await import('../train/images');
     let tr;
     try {
       tr = await translateImages(model.config, model.params, { target: trainConfig.target, source: trainConfig.source, n: p.given.has('n') ? n : Math.min(n, 500) });
@@ -287,7 +286,6 @@ async function evalImageModel(v: Record<string, unknown>, given: Set<string>, ct
   const seed = (v.seed as number | undefined) ?? 0;
   const json = !!v.json;
   const t0 = performance.now();
-  const { evaluateImageModel } = await import('../train/images');
   const { metrics } = await evaluateImageModel(m.model.config, m.model.params, { target, source, seed, solver, note: (line) => ctx.stderr.write(`wgflow: ${line}\n`) });
   const seconds = (performance.now() - t0) / 1000;
   const out = { type: 'eval', method: m.method, checkpoint: v.checkpoint, step: m.step, source, target, seed, images: metrics, runtime: 'node', seconds: +seconds.toFixed(3) };
