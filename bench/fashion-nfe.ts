@@ -59,6 +59,7 @@ const models = files.map((f) => {
 const table: number[][] = solvers.map(() => []);
 /** The first pngCols samples of each (solver, checkpoint). */
 const shown: Float32Array[][] = solvers.map(() => []);
+let side = 0;
 for (const [j, m] of models.entries()) {
   for (const [i, s] of solvers.entries()) {
     const t0 = performance.now();
@@ -66,7 +67,7 @@ for (const [j, m] of models.entries()) {
     const frechet = metrics.generation?.frechet;
     if (frechet === undefined) throw new Error(`${m.file}: not a generation model (a translation has no Fréchet score)`);
     table[i]![j] = frechet;
-    const side = 28;
+    side = pixels.side;
     shown[i]![j] = pixels.samples!.slice(0, pngCols * side * side);
     const line = { type: 'cell', checkpoint: m.file, name: m.name, solver: s.solver, steps: s.steps, nfe: s.steps * STAGES[s.solver], frechet, floor: metrics.generation!.frechet_floor, seconds: +((performance.now() - t0) / 1000).toFixed(1) };
     if (json) console.log(JSON.stringify(line));
@@ -92,13 +93,13 @@ if (!json) {
 }
 
 if (png) {
-  const D = 28 * 28;
+  const D = side * side;
   const cols = models.length * (pngCols + 1) - 1;
   const px = new Float32Array(solvers.length * cols * D).fill(-1);
   for (let i = 0; i < solvers.length; i++) {
     for (let j = 0; j < models.length; j++) px.set(shown[i]![j]!, (i * cols + j * (pngCols + 1)) * D);
   }
   const labels = solvers.map((s) => String(s.steps * STAGES[s.solver]));
-  writeFileAtomic(png, await pngOf(imageGrid(px, 28, solvers.length, cols, { rowLabels: labels })));
+  writeFileAtomic(png, await pngOf(imageGrid(px, side, solvers.length, cols, { rowLabels: labels })));
   console.error(`wrote ${png}: a row per solver (NFE ${labels.join(', ')}), ${pngCols} samples of ${models.map((m) => m.name).join(' | ')}`);
 }

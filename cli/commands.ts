@@ -5,7 +5,7 @@ import path from 'node:path';
 import { DATASETS } from '../datasets/toy2d';
 import { encodeCsv, encodeNpy } from '../datasets/files';
 import { IMAGE_DATASETS, isImageDataset } from '../datasets/image-names';
-import { IMAGE_EVAL, IMAGE_SOLVERS, evaluateImageModel, imageSamplesToPixels, translateImages, type ImageSolver } from '../train/images';
+import { IMAGE_EVAL, checkImageSolver, evaluateImageModel, imageSamplesToPixels, translateImages, type ImageSolver } from '../train/images';
 import type { AdapterReport } from '../engine/backend';
 import { adapterSummary } from '../engine/runtime';
 import { writeFileAtomic } from '../io/atomic';
@@ -279,9 +279,14 @@ async function evalImageModel(v: Record<string, unknown>, given: Set<string>, ct
   for (const flag of ['target', 'n', 'guidance', 'label-column']) {
     if (given.has(flag)) throw new UsageError(`--${flag}: an image model (trained on ${m.target}) is evaluated with its own image metrics (1 000 samples, RK4 20 steps); accepted flags: --checkpoint, --seed, --solver, --solver-steps, --json`);
   }
-  const solverName = (v.solver as string | undefined) ?? 'rk4';
-  if (!(IMAGE_SOLVERS as readonly string[]).includes(solverName)) throw new UsageError(`--solver: ${solverName} is not accepted for an image model; accepted: ${IMAGE_SOLVERS.join(', ')} (fixed steps; default rk4)`);
-  const solver = { solver: solverName as ImageSolver['solver'], steps: (v['solver-steps'] as number | undefined) ?? IMAGE_EVAL.solverSteps };
+  let solver: ImageSolver;
+  try {
+    solver = checkImageSolver({ solver: (v.solver as ImageSolver['solver'] | undefined) ?? 'rk4', steps: (v['solver-steps'] as number | undefined) ?? IMAGE_EVAL.solverSteps });
+  } catch (e) {
+    // checkImageSolver names its fields 'solver' and 'solver steps': the flags --solver and --solver-steps.
+    if (e instanceof RangeError) throw new UsageError(`--${e.message.replace(/^solver steps/, 'solver-steps')}`);
+    throw e;
+  }
   const { target, source } = m;
   const seed = (v.seed as number | undefined) ?? 0;
   const json = !!v.json;
