@@ -15,14 +15,14 @@ import type { RuntimeOptions } from '../engine';
 import { Rng } from '../engine/philox';
 import { DATASETS, getDataset } from '../datasets/toy2d';
 import { decodeCheckpoint, encodeCheckpoint, readCheckpoint as readCheckpointFile, writeCheckpoint as writeCheckpointFile, type DecodedCheckpoint } from '../train/checkpoint';
-import type { DataMatrix, LabelSet, Method, Progress, TrainOutcome, TrainState } from '../train/contract';
+import { modelWeights, type DataMatrix, type LabelSet, type Method, type Progress, type TrainOutcome, type TrainState } from '../train/contract';
 import type { EvalResult, Solver } from '../train/methods';
 import { trainConfig, type TrainSpec } from '../train/options';
 import { getMethod } from '../train/registry';
 import { IMAGE_EVAL, evaluateImageModel, imageSamplesToPixels, imageTrainSpec, translateImages as translateRows, type ImageEvaluation, type ImageSolver } from '../train/images';
 import { isImageDataset } from '../datasets/image-names';
 
-export { CFM_METHODS, FLOW_METHODS, type CfmMethod, type Condition, type ConditionalMetrics, type LabelSet, type DataMatrix, type FlowMethod, type Method, type Progress, type TrainConfig, type TrainOutcome, type TrainState } from '../train/contract';
+export { CFM_METHODS, FLOW_METHODS, modelWeights, type CfmMethod, type Condition, type ConditionalMetrics, type LabelSet, type DataMatrix, type FlowMethod, type Method, type Progress, type TrainConfig, type TrainOutcome, type TrainState } from '../train/contract';
 export { SOLVERS, type EvalResult, type Solver } from '../train/methods';
 export { ALL_METHODS, MAX_BATCH, TRAIN_DEFAULTS, trainConfig, type TrainSpec } from '../train/options';
 export { CHECKPOINT_FORMAT, NonFiniteCheckpointError, decodeCheckpoint, encodeCheckpoint, type CheckpointContents, type DecodedCheckpoint } from '../train/checkpoint';
@@ -104,7 +104,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   await ensureDevice(runtime);
   const outcome = await impl.job.run(cfg, { onProgress, progressIntervalMs, onCheckpoint, checkpointEvery, signal }, resume);
   const stored = { method: cfg.method, source: cfg.source, target: cfg.target, data_file: null, steps: cfg.steps, batch: cfg.batch, lr: cfg.lr, seed: cfg.seed, options: cfg.options };
-  return { ...outcome, trainConfig: stored, model: { method: cfg.method, config: outcome.config, params: outcome.state.params, step: outcome.state.step } };
+  return { ...outcome, trainConfig: stored, model: { method: cfg.method, config: outcome.config, params: modelWeights(outcome.state), step: outcome.state.step } };
 }
 
 export interface SampleOptions {
@@ -223,7 +223,7 @@ export function checkpointBytes(result: TrainResult): Uint8Array {
 /** The model held by a checkpoint's bytes or decoded contents. */
 export function modelFromCheckpoint(ck: Uint8Array | DecodedCheckpoint): Model {
   const d = ck instanceof Uint8Array ? decodeCheckpoint(ck) : ck;
-  return { method: d.config.method as Method, config: d.config, params: d.state.params, step: d.state.step };
+  return { method: d.config.method as Method, config: d.config, params: modelWeights(d.state), step: d.state.step };
 }
 
 /** Writes a training result's checkpoint to a file, atomically. Node only. */

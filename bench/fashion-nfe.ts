@@ -7,7 +7,7 @@
  * almost exactly and the comparison is of the fields alone.
  *
  *   node scripts/run-ts.mjs bench/fashion-nfe.ts A/model.safetensors B/model.safetensors … \
- *     [--solvers euler:1,euler:2,euler:5,euler:10,euler:20,rk4:20] [--seed 0] [--json] [--png FILE [--png-cols 8]]
+ *     [--solvers euler:1,euler:2,euler:5,euler:10,euler:20,rk4:20] [--seed 0] [--weights average|raw] [--json] [--png FILE [--png-cols 8]]
  *
  * Prints one row per solver, one column per checkpoint (named by method, σ, learning rate, training seed and step),
  * and for runs that differ only in the seed, their mean ± sample std. Each cell draws
@@ -16,8 +16,11 @@
  * --png draws a row per solver (labelled with its NFE) holding the first --png-cols samples of each
  * checkpoint in the order given, a blank column between checkpoints: the same starting points, so
  * the same column shows where each model takes one draw of noise at each cost.
+ * --weights: a run trained with option ema is judged with its moving average of the weights (as
+ * `wgflow sample`/`eval` do; default `average`), or with its last weights (`raw`) — the same
+ * checkpoint both ways measures what the average buys. Names end in "avg" when the average is used.
  */
-import { evaluateImages, readCheckpoint, type Model } from '../api';
+import { evaluateImages, modelWeights, readCheckpoint, type Model } from '../api';
 import { IMAGE_SOLVERS, type ImageSolver } from '../train/images';
 import { imageGrid } from '../cli/image-pictures';
 import { pngOf } from '../cli/pictures';
@@ -37,6 +40,8 @@ if (json) argv.splice(argv.indexOf('--json'), 1);
 const seed = Number(flag('seed', '0'));
 const png = flag('png', '');
 const pngCols = Number(flag('png-cols', '8'));
+const weights = flag('weights', 'average');
+if (weights !== 'average' && weights !== 'raw') throw new Error(`--weights: "${weights}" is not accepted; accepted: average, raw`);
 const solvers: ImageSolver[] = flag('solvers', 'euler:1,euler:2,euler:5,euler:10,euler:20,rk4:20').split(',').map((s) => {
   const [solver, steps] = s.split(':');
   if (!(IMAGE_SOLVERS as readonly string[]).includes(solver!) || !(Number(steps) >= 1)) throw new Error(`--solvers: "${s}" is not accepted; accepted: SOLVER:STEPS with SOLVER one of ${IMAGE_SOLVERS.join(', ')}`);
@@ -50,10 +55,11 @@ const STAGES: Record<ImageSolver['solver'], number> = { euler: 1, midpoint: 2, r
 
 const models = files.map((f) => {
   const ck = readCheckpoint(f);
-  const model: Model = { method: ck.trainConfig.method as Model['method'], config: ck.config, params: ck.state.params, step: ck.state.step };
+  const avg = weights === 'average' && !!ck.state.adam.ema;
+  const model: Model = { method: ck.trainConfig.method as Model['method'], config: ck.config, params: avg ? modelWeights(ck.state) : ck.state.params, step: ck.state.step };
   // Runs that differ only in the seed form a group (mean ± std per solver).
-  const group = `${model.method} σ${model.config.sigma} lr${model.config.lr} @${model.step}`;
-  return { file: f, model, group, name: `${model.method} σ${model.config.sigma} lr${model.config.lr} s${ck.trainConfig.seed} @${model.step}` };
+  const group = `${model.method} σ${model.config.sigma} lr${model.config.lr} @${model.step}${avg ? ' avg' : ''}`;
+  return { file: f, model, group, name: `${model.method} σ${model.config.sigma} lr${model.config.lr} s${ck.trainConfig.seed} @${model.step}${avg ? ' avg' : ''}` };
 });
 
 const table: number[][] = solvers.map(() => []);

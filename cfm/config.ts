@@ -7,7 +7,8 @@
  * ('exact' | 'sinkhorn'), reg, normalizeCost, sinkhornMaxIter, sinkhornTol, sinkhornEpsScaling
  * (defaults: cfm/ot.ts SINKHORN_DEFAULTS), pairing ('replacement' | 'permutation'), hidden
  * ("64,64,64"), activation, solver, solverSteps, step ('fused' | 'tape'), weightDecay, evalPoints,
- * trajectoryPoints, trajectoryTimes, nllPoints, nllSteps; condition ('none' | 'labels' | 'context',
+ * trajectoryPoints, trajectoryTimes, nllPoints, nllSteps; ema (decay of a moving average of the
+ * weights, 0 = none: sampling and evaluation then use the average; engine/optim.ts); condition ('none' | 'labels' | 'context',
  * train/options.ts), labelDropout (classifier-free guidance's p, default 0.1 when conditional) and
  * guidance (the evaluation's scale w, default 1): cfm/conditional.ts. Unknown options are an error
  * naming the accepted ones. The shared fields (steps, batch, lr, seed, datasets) are checked by
@@ -58,6 +59,11 @@ export interface CfmConfig {
   /** The fusion level (engine FUSION_LEVELS), only when the options name it; else stepMode decides. */
   fusion?: FusionLevel;
   weightDecay: number;
+  /**
+   * Decay δ of the moving average of the weights kept beside them (engine/optim.ts); stored only
+   * when > 0 (absent: none, as in checkpoints from before the option).
+   */
+  ema?: number;
   evalPoints: number;
   trajectoryPoints: number;
   trajectoryTimes: number;
@@ -72,7 +78,7 @@ export interface CfmConfig {
   guidance?: number;
 }
 
-const KNOWN_OPTIONS = ['sigma', 'ot', 'reg', 'normalizeCost', 'sinkhornMaxIter', 'sinkhornTol', 'sinkhornEpsScaling', 'pairing', 'hidden', 'activation', 'solver', 'solverSteps', 'step', 'fusion', 'weightDecay', 'evalPoints', 'trajectoryPoints', 'trajectoryTimes', 'nllPoints', 'nllSteps', 'condition', 'labelDropout', 'guidance'];
+const KNOWN_OPTIONS = ['sigma', 'ot', 'reg', 'normalizeCost', 'sinkhornMaxIter', 'sinkhornTol', 'sinkhornEpsScaling', 'pairing', 'hidden', 'activation', 'solver', 'solverSteps', 'step', 'fusion', 'weightDecay', 'ema', 'evalPoints', 'trajectoryPoints', 'trajectoryTimes', 'nllPoints', 'nllSteps', 'condition', 'labelDropout', 'guidance'];
 
 function num(opts: Record<string, unknown>, key: string, dflt: number, ok: (x: number) => boolean, what: string): number {
   const v = opts[key];
@@ -140,6 +146,7 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
   const solver = choice<Solver>(o, 'solver', 'rk4', SOLVERS);
   const solverSteps = num(o, 'solverSteps', 100, (x) => isInt(x) && x >= 1, 'a positive integer');
   const gaussianSource = cfg.method === 'fm' || source === 'gaussian';
+  const ema = num(o, 'ema', 0, (x) => x >= 0 && x < 1, 'a decay in [0, 1) (0: no moving average)');
   const condition = resolveCondition(cfg);
   if (!condition && (o.labelDropout !== undefined || o.guidance !== undefined)) throw new RangeError(`option ${o.labelDropout !== undefined ? 'labelDropout' : 'guidance'}: only a conditional model takes it (set condition = "labels" or "context")`);
   const cond = condition
@@ -174,6 +181,7 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
     stepMode: choice<StepMode>(o, 'step', 'fused', ['fused', 'tape']),
     ...(o.fusion !== undefined ? { fusion: choice<FusionLevel>(o, 'fusion', 'step', FUSION_LEVELS) } : {}),
     weightDecay: num(o, 'weightDecay', 0, (x) => x >= 0, 'a non-negative number'),
+    ...(ema > 0 ? { ema } : {}),
     evalPoints: num(o, 'evalPoints', 2048, (x) => isInt(x) && x >= 2, 'an integer ≥ 2'),
     trajectoryPoints: num(o, 'trajectoryPoints', 256, (x) => isInt(x) && x >= 0, 'a non-negative integer'),
     trajectoryTimes: num(o, 'trajectoryTimes', 9, (x) => isInt(x) && x >= 2, 'an integer ≥ 2'),

@@ -216,8 +216,10 @@ export class Sf2mStepper {
     const np = this.model.params.size;
     const threads = Math.ceil(this.opts.batch / this.shape.samplesPerThread);
     const part = partials(this.model, this.shape, this.xy, pairs, step, this.opts.seed);
-    const { uniforms, m, v } = this.adam.fusedStep(step);
-    b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS)), [part.buffer, this.model.params.flat.buffer, m, v, this.ring.buffer.buffer], uniforms);
+    const { uniforms, m, v, ema } = this.adam.fusedStep(step);
+    const adamBufs = [part.buffer, this.model.params.flat.buffer, m, v, this.ring.buffer.buffer];
+    if (ema) adamBufs.push(ema);
+    b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS, !!ema)), adamBufs, uniforms);
     part.dispose();
   }
 
@@ -255,6 +257,12 @@ export class Sf2mStepper {
 
   loadAdamState(s: AdamState): void {
     this.adam.loadState(s);
+  }
+
+  /** The moving average of both networks' weights (named, as the parameters), or null when none is kept. */
+  async averagedWeights(): Promise<Record<string, { data: Float32Array; shape: number[] }> | null> {
+    const e = await this.adam.average();
+    return e ? this.model.params.split(e) : null;
   }
 
   dispose(): void {

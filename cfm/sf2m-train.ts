@@ -99,7 +99,7 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
         seed: c.seed,
         fusion: askedFusion(c),
         sinkhorn: sinkhornOf(c),
-        adam: { lr: c.lr, weightDecay: c.weightDecay },
+        adam: { lr: c.lr, weightDecay: c.weightDecay, emaDecay: c.ema ?? 0 },
       }),
     batch: (step) => stepBatch(c, step, src, tgt),
     divergenceAdvice: `Try a lower --lr (this run: ${c.lr}) or a larger --sigma (this run: ${c.sigma}; the score target −ε/λ(t) grows as 1/σ near t = 0 and 1)`,

@@ -13,7 +13,7 @@
  *    valueAndGrad and engine Adam; the reference the fused step is tested against.
  */
 import type { CfmMethod } from '../train/contract';
-import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, mlpFallbackReason, noGrad, scope, square, sub, Tensor, valueAndGrad, withFusion, zeros, keep, type FusionLevel, type RingRead } from '../engine';
+import { Adam, getBackend, LossRing, LOSS_SLOTS, mean, mlpFallbackReason, noGrad, scope, square, sub, Tensor, valueAndGrad, withFusion, zeros, keep, type AdamStateData, type FusionLevel, type RingRead } from '../engine';
 import { layoutSize } from '../kernels/ode';
 import { reduceAdamKernel } from '../kernels/adam';
 import { forwardBackwardKernel, fusedThreads, type FusedStepShape } from './fused-step';
@@ -34,6 +34,8 @@ export interface AdamConfig {
   beta2?: number;
   eps?: number;
   weightDecay?: number;
+  /** Decay of the moving average of the weights kept beside them (0 or absent: none; engine/optim.ts). */
+  emaDecay?: number;
 }
 
 export interface StepperOptions {
@@ -56,11 +58,8 @@ export interface StepperOptions {
 
 export { LOSS_SLOTS };
 
-export interface AdamState {
-  t: number;
-  m: Float32Array;
-  v: Float32Array;
-}
+/** Adam's step count and moments, and the weights' moving average when one is kept (engine/optim.ts). */
+export type AdamState = AdamStateData;
 
 export class CfmStepper {
   readonly mode: StepMode;
@@ -144,8 +143,10 @@ export class CfmStepper {
     if (pairs) bufs.push(pairs.buffer);
     bufs.push(part.buffer);
     b.dispatch(b.prepare(forwardBackwardKernel(this.shape)), bufs, matchUniforms(this.opts.seed, step));
-    const { uniforms, m, v } = this.adam.fusedStep(step);
-    b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS)), [part.buffer, this.vf.params.flat.buffer, m, v, this.ring.buffer.buffer], uniforms);
+    const { uniforms, m, v, ema } = this.adam.fusedStep(step);
+    const adamBufs = [part.buffer, this.vf.params.flat.buffer, m, v, this.ring.buffer.buffer];
+    if (ema) adamBufs.push(ema);
+    b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS, !!ema)), adamBufs, uniforms);
     part.dispose();
   }
 
@@ -199,6 +200,12 @@ export class CfmStepper {
 
   loadAdamState(s: AdamState): void {
     this.adam.loadState(s);
+  }
+
+  /** The moving average of the weights (named, as the parameters; one readback), or null when none is kept. */
+  async averagedWeights(): Promise<Record<string, { data: Float32Array; shape: number[] }> | null> {
+    const e = await this.adam.average();
+    return e ? this.vf.params.split(e) : null;
   }
 
   dispose(): void {

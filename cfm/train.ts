@@ -180,6 +180,8 @@ interface RunStepper {
   readRing(from: number, to: number): Promise<RingRead>;
   adamState(): Promise<AdamState>;
   loadAdamState(s: AdamState): void;
+  /** The moving average of the weights, named as the model's parameters, or null when none is kept. */
+  averagedWeights?(): Promise<TrainState['params'] | null>;
   dispose(): void;
 }
 
@@ -248,7 +250,20 @@ export function cfmRun<M extends RunModel>(c: CfmConfig, model: M, resume: Train
     },
     divergenceAdvice: parts.divergenceAdvice,
     fusion: { asked: askedFusion(c), used: st.fusion, fallback: st.fallback },
-    evaluate: () => parts.evaluate(model),
+    // A run that keeps a moving average of the weights is judged with it (as sampling from its
+    // checkpoint is, train/contract.ts modelWeights); the raw weights come back after, for the
+    // snapshots and a resume.
+    async evaluate() {
+      const avg = st.averagedWeights ? await st.averagedWeights() : null;
+      if (!avg) return parts.evaluate(model);
+      const raw = await model.params.read();
+      model.params.load(avg);
+      try {
+        return await parts.evaluate(model);
+      } finally {
+        model.params.load(raw);
+      }
+    },
     dispose() {
       st.dispose();
       model.dispose();
@@ -274,7 +289,7 @@ async function prepare(cfg: TrainConfig, resolved: Record<string, unknown>, resu
         fusion: c.fusion,
         // A conditional run pairs within classes on the CPU (cfm/conditional.ts), Sinkhorn included.
         sinkhorn: c.condition ? undefined : sinkhornOf(c),
-        adam: { lr: c.lr, weightDecay: c.weightDecay },
+        adam: { lr: c.lr, weightDecay: c.weightDecay, emaDecay: c.ema ?? 0 },
       }),
     batch: (step) => (condBatch ? condBatch(step) : stepBatch(c, step, src, tgt)),
     divergenceAdvice: `Try a lower --lr (this run: ${c.lr}), or check the data for very large values`,

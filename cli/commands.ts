@@ -18,7 +18,7 @@ import { checkOutFile } from './paths';
 import { checkTrainConfig, firstNonFinite, type StoredTrainConfig } from './stored-config';
 import { quote } from '../io/quote';
 import { BENCH_HELP, EVAL_HELP, INFO_HELP, SAMPLE_HELP } from './help';
-import type { Condition, ConditionalMetrics, Method } from '../train/contract';
+import { modelWeights, type Condition, type ConditionalMetrics, type Method } from '../train/contract';
 import { SOLVERS, familyOf, type ModelCheckpoint, type Solver } from '../train/methods';
 import { fmtNum } from './report';
 import { loadJobs, resolveChromium, runTaskIn } from './runner';
@@ -94,7 +94,16 @@ async function loadModel(checkpoint: unknown): Promise<{ ck: DecodedCheckpoint; 
     if (nonFinite) {
       throw new UsageError(`parameter ${quote(nonFinite.name)} holds ${nonFinite.value} at index ${nonFinite.index}: the model is not finite (the run diverged); sample or evaluate an earlier checkpoint, or retrain with a smaller --lr`);
     }
-    return { ck, method, trainConfig, model: { config, params: ck.state.params, step: ck.state.step } };
+    // A run that kept a moving average of its weights is sampled with the average.
+    let weights: ModelCheckpoint['params'];
+    try {
+      weights = modelWeights(ck.state);
+    } catch (e) {
+      throw new UsageError(`tensor "optimizer.ema": ${(e as Error).message}`);
+    }
+    const badAverage = weights === ck.state.params ? null : firstNonFinite(weights);
+    if (badAverage) throw new UsageError(`tensor "optimizer.ema" holds ${badAverage.value} for parameter ${quote(badAverage.name)} at index ${badAverage.index}: the moving average of the weights is not finite`);
+    return { ck, method, trainConfig, model: { config, params: weights, step: ck.state.step } };
   } catch (e) {
     if (e instanceof UsageError) throw bad(e.message);
     throw e;

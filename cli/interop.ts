@@ -19,7 +19,7 @@ import { decodeSafetensors, encodeSafetensors } from '../io/safetensors';
 import { nodeFs, writeFileAtomic } from '../io/atomic';
 import { UsageError, parseFlags, type FlagSpec } from './args';
 import { readCheckpoint, writeCheckpoint, type DecodedCheckpoint } from '../train/checkpoint';
-import { CFM_METHODS, FLOW_METHODS, type CfmMethod } from '../train/contract';
+import { CFM_METHODS, FLOW_METHODS, modelWeights, type CfmMethod } from '../train/contract';
 import { type CliContext, displayPath } from './util';
 
 /** What a state dict written by `wgflow export` says about itself in its metadata. */
@@ -123,7 +123,8 @@ export async function exportCommand(argv: string[], ctx: CliContext): Promise<nu
   const cfg = { dim: c.dim!, hidden: c.hidden!, activation: c.activation! };
   let dict;
   try {
-    dict = toTorchStateDict(cfg, ck.state.params);
+    // The weights sampling uses: the moving average when the run kept one.
+    dict = toTorchStateDict(cfg, modelWeights(ck.state));
   } catch (e) {
     throw new UsageError(`--checkpoint: ${file}: ${(e as Error).message}`);
   }
@@ -133,6 +134,7 @@ export async function exportCommand(argv: string[], ctx: CliContext): Promise<nu
     dim: String(cfg.dim),
     hidden: cfg.hidden.join(','),
     activation: cfg.activation,
+    ...(ck.state.adam.ema ? { weights: `moving average, decay ${c.ema}` } : {}),
     time_varying: 'true',
     exported_by: `wgflow ${ctx.version}`,
     method: String(c.method),

@@ -322,14 +322,19 @@ export function firstNonFinite(params: Params): { name: string; index: number; v
 
 /**
  * The state --resume continues: finite parameters and Adam moments, one moment per parameter
- * value. (A non-finite state would only train on as NaN; a mismatched optimizer state would
+ * value, and the moving average of the weights exactly when the stored configuration keeps one
+ * (option ema). (A non-finite state would only train on as NaN; a mismatched optimizer state would
  * fail inside the trainer with a stack trace.)
  */
-export function checkResumableState(state: TrainState): void {
+export function checkResumableState(state: TrainState, config: Record<string, unknown> = {}): void {
   const bad = firstNonFinite(state.params);
   if (bad) throw new UsageError(`parameter ${quote(bad.name)} holds ${bad.value} at index ${bad.index}: the run had diverged at this checkpoint, so it cannot be continued; start a new run (with a smaller --lr)`);
   const count = Object.values(state.params).reduce((a, p) => a + p.data.length, 0);
-  for (const [name, m] of [['optimizer.adam.m', state.adam.m], ['optimizer.adam.v', state.adam.v]] as const) {
+  const keepsAverage = typeof config.ema === 'number' && config.ema > 0;
+  if (keepsAverage && !state.adam.ema) throw new UsageError(`metadata "config" keeps a moving average of the weights (ema ${config.ema}) but tensor "optimizer.ema" is missing`);
+  const tensors: [string, Float32Array][] = [['optimizer.adam.m', state.adam.m], ['optimizer.adam.v', state.adam.v]];
+  if (state.adam.ema) tensors.push(['optimizer.ema', state.adam.ema]);
+  for (const [name, m] of tensors) {
     if (m.length !== count) throw new UsageError(`tensor "${name}" has ${m.length} values, the parameters ${count}: the optimizer state does not belong to these parameters`);
     for (let i = 0; i < m.length; i++) if (!Number.isFinite(m[i]!)) throw new UsageError(`tensor "${name}" holds ${m[i]} at index ${i}: the optimizer state is not finite`);
   }

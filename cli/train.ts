@@ -11,7 +11,7 @@ import { checkMemoryBound, estimateTraining } from './resources';
 import { checkResumableState, checkTrainConfig } from './stored-config';
 import { BROWSER_FLAGS, MODEL_FLAGS, OPTION_FLAGS, defaultOutDir, mergeResume, resolveModel, type StoredTrainConfig } from './config';
 import { DEFAULT_STEPS_GPU, DEFAULT_STEPS_SOFTWARE, TRAIN_HELP } from './help';
-import type { TrainState } from '../train/contract';
+import { modelWeights, type TrainState } from '../train/contract';
 import { ProgressView } from './progress';
 import { checkPictures, outputPath, writeOutput } from './outputs';
 import { isImageDataset } from '../datasets/image-names';
@@ -82,7 +82,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
       ck = readCheckpoint(ckptPath);
       if (ck.metadata.train_config === undefined) throw new UsageError('metadata "train_config" is missing (it was not written by wgflow train, so there is no run to continue)');
       prev = checkTrainConfig(ck.trainConfig);
-      checkResumableState(ck.state);
+      checkResumableState(ck.state, ck.config);
     } catch (e) {
       throw new UsageError(`--resume: ${e instanceof UsageError ? `${displayPath(ctx.cwd, ckptPath)}: ` : ''}${(e as Error).message}`);
     }
@@ -267,7 +267,7 @@ export async function trainCommand(argv: string[], ctx: CliContext): Promise<num
   let images: Record<string, unknown> | null = null;
   if (stored.target && isImageDataset(stored.target)) {
     say('sampling and judging images (evaluator trained by wgflow; train/images.ts)…');
-    const r = await evaluateImageRun(res.config, res.state.params, stored.target, stored.source, stored.seed, say);
+    const r = await evaluateImageRun(res.config, modelWeights(res.state), stored.target, stored.source, stored.seed, say);
     pictures = { ...pictures, ...checkPictures(r.pictures) };
     images = r.metrics;
   }

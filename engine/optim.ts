@@ -3,7 +3,7 @@
  * all of them in one dispatch; the gradients are packed into one flat buffer by one concat dispatch.
  */
 import { adamKernel, adamUniforms } from '../kernels/adam';
-import { concat, reshape, tensor, zeros } from './ops';
+import { affine, concat, reshape, tensor, zeros } from './ops';
 import { noGrad } from './autodiff';
 import { checkShape, fmt, sizeOf } from './shape';
 import { getBackend, keep, scope, Tensor } from './tensor';
@@ -52,7 +52,12 @@ export class ParamSet {
 
   /** All values as named host arrays (for checkpoints). */
   async read(): Promise<Record<string, { data: Float32Array; shape: number[] }>> {
-    const all = await this.flat.data();
+    return this.split(await this.flat.data());
+  }
+
+  /** A flat vector in this set's order (the parameters, or a buffer beside them) as named host arrays. */
+  split(all: Float32Array): Record<string, { data: Float32Array; shape: number[] }> {
+    if (all.length !== this.size) throw new Error(`ParamSet.split: ${all.length} values for ${this.size} parameters`);
     const out: Record<string, { data: Float32Array; shape: number[] }> = {};
     let off = 0;
     this.params.forEach((p, i) => {
@@ -88,6 +93,27 @@ export interface AdamOptions {
   eps?: number;
   /** Decoupled weight decay (AdamW); 0 is plain Adam. */
   weightDecay?: number;
+  /**
+   * Decay δ of an exponential moving average of the parameters kept beside them (0: none), updated
+   * in Adam's own dispatch after each step: e ← δ_t·e + (1 − δ_t)·p with δ_t = min(δ, (1+t)/(10+t))
+   * (TensorFlow's ExponentialMovingAverage warm-up, so that a short run's average is not held at
+   * the initial weights), e starting at the initial parameters. Polyak averaging; torchcfm's image
+   * recipe samples from such an average (δ = 0.9999 over 400k steps).
+   */
+  emaDecay?: number;
+}
+
+/** State of Adam for checkpoints: step count, moments, and the parameters' moving average when kept. */
+export interface AdamStateData {
+  t: number;
+  m: Float32Array;
+  v: Float32Array;
+  ema?: Float32Array;
+}
+
+/** δ_t of step t (1-based) for decay δ: min(δ, (1+t)/(10+t)). */
+export function emaDecayAt(decay: number, t: number): number {
+  return Math.min(decay, (1 + t) / (10 + t));
 }
 
 export class Adam {
@@ -96,8 +122,11 @@ export class Adam {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
+  readonly emaDecay: number;
   private m: Tensor;
   private v: Tensor;
+  /** The parameters' moving average (flat, parameter order), or null when emaDecay is 0. Owned here. */
+  private ema: Tensor | null;
   /** Steps taken so far (bias correction uses t + 1 on the next step). */
   t = 0;
 
@@ -107,8 +136,15 @@ export class Adam {
     this.beta2 = check('beta2', opts.beta2 ?? 0.999, (x) => x >= 0 && x < 1);
     this.eps = check('eps', opts.eps ?? 1e-8, (x) => x > 0);
     this.weightDecay = check('weightDecay', opts.weightDecay ?? 0, (x) => x >= 0);
+    this.emaDecay = check('emaDecay', opts.emaDecay ?? 0, (x) => x >= 0 && x < 1);
     this.m = keep(zeros([params.size]));
     this.v = keep(zeros([params.size]));
+    // The average starts at the initial parameters (a copy: x·1 + 0 is exact).
+    this.ema = this.emaDecay > 0 ? keep(noGrad(() => affine(params.flat, 1, 0))) : null;
+  }
+
+  private uniforms(lr: number, step?: number): Uint8Array {
+    return adamUniforms({ lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, t: this.t, weightDecay: this.weightDecay, step, emaDecay: this.ema ? emaDecayAt(this.emaDecay, this.t) : 0 });
   }
 
   /**
@@ -121,14 +157,16 @@ export class Adam {
       if (g.size !== this.params.params[i]!.size) throw new Error(`Adam.step: gradient ${i} ${fmt(g.shape)} does not match parameter ${this.params.names[i]} ${fmt(this.params.params[i]!.shape)}`);
     });
     this.t++;
-    const u = adamUniforms({ lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, t: this.t, weightDecay: this.weightDecay });
+    const u = this.uniforms(lr);
     const b = getBackend();
     noGrad(() =>
       scope(() => {
         const pieces = coalesce(grads);
         // The Adam kernel reads the gradient from element 0 of its buffer: a view elsewhere is copied.
         const flatGrad = pieces.length === 1 && pieces[0]!.offset === 0 ? pieces[0]! : concat(pieces);
-        b.dispatch(b.prepare(adamKernel(this.params.size)), [this.params.flat.buffer, flatGrad.buffer, this.m.buffer, this.v.buffer], u);
+        const bufs = [this.params.flat.buffer, flatGrad.buffer, this.m.buffer, this.v.buffer];
+        if (this.ema) bufs.push(this.ema.buffer);
+        b.dispatch(b.prepare(adamKernel(this.params.size, !!this.ema)), bufs, u);
       }),
     );
   }
@@ -136,30 +174,46 @@ export class Adam {
   /**
    * For a step that applies Adam inside its own kernel (the fused CFM and [SF]2M steps run
    * kernels/adam.ts's body after their gradient reduction): advances t and returns this step's
-   * uniforms and the moment buffers, so that the state, checkpoints and disposal stay this class's.
-   * `step` is the training step the kernel's loss-ring slot and guard report.
+   * uniforms and the moment buffers (and the average's, bound last by a kernel built with it), so
+   * that the state, checkpoints and disposal stay this class's. `step` is the training step the
+   * kernel's loss-ring slot and guard report.
    */
-  fusedStep(step: number, lr = this.lr): { uniforms: Uint8Array; m: BufferHandle; v: BufferHandle } {
+  fusedStep(step: number, lr = this.lr): { uniforms: Uint8Array; m: BufferHandle; v: BufferHandle; ema: BufferHandle | null } {
     this.t++;
-    const uniforms = adamUniforms({ lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, t: this.t, weightDecay: this.weightDecay, step });
-    return { uniforms, m: this.m.buffer, v: this.v.buffer };
+    return { uniforms: this.uniforms(lr, step), m: this.m.buffer, v: this.v.buffer, ema: this.ema?.buffer ?? null };
   }
 
-  /** Optimizer state for checkpoints. */
-  async state(): Promise<{ t: number; m: Float32Array; v: Float32Array }> {
-    return { t: this.t, m: await this.m.data(), v: await this.v.data() };
+  /** The parameters' moving average (flat, parameter order; one readback), or null when none is kept. */
+  async average(): Promise<Float32Array | null> {
+    return this.ema ? this.ema.data() : null;
   }
 
-  loadState(s: { t: number; m: Float32Array; v: Float32Array }): void {
-    if (s.m.length !== this.params.size || s.v.length !== this.params.size) throw new Error(`Adam.loadState: state has ${s.m.length} values for ${this.params.size} parameters`);
+  /** Optimizer state for checkpoints (the average included when kept). */
+  async state(): Promise<AdamStateData> {
+    const s: AdamStateData = { t: this.t, m: await this.m.data(), v: await this.v.data() };
+    if (this.ema) s.ema = await this.ema.data();
+    return s;
+  }
+
+  /**
+   * Restores a state. An optimizer that keeps an average needs one in the state (a resume would
+   * otherwise restart it from the current weights without saying so); one that keeps none ignores it.
+   */
+  loadState(s: AdamStateData): void {
+    const n = this.params.size;
+    if (s.m.length !== n || s.v.length !== n) throw new Error(`Adam.loadState: state has ${s.m.length} values for ${n} parameters`);
+    if (this.ema && !s.ema) throw new Error(`Adam.loadState: this optimizer keeps a moving average of the weights (decay ${this.emaDecay}) but the state has none`);
+    if (this.ema && s.ema!.length !== n) throw new Error(`Adam.loadState: the state's moving average has ${s.ema!.length} values for ${n} parameters`);
     this.t = s.t;
     getBackend().write(this.m.buffer, s.m);
     getBackend().write(this.v.buffer, s.v);
+    if (this.ema) getBackend().write(this.ema.buffer, s.ema!);
   }
 
   dispose(): void {
     this.m.dispose();
     this.v.dispose();
+    this.ema?.dispose();
   }
 }
 

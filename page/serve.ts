@@ -4,7 +4,7 @@
  * parameters (?method=icfm&target=moons&steps=5000&seed=1) override it, and the form sets them.
  */
 import { getMethod } from '../cli/jobs';
-import { CFM_METHODS, FLOW_METHODS, type DataMatrix, type Method, type TrainConfig } from '../train/contract';
+import { CFM_METHODS, FLOW_METHODS, modelWeights, type DataMatrix, type Method, type TrainConfig } from '../train/contract';
 import { familyOf } from '../train/methods';
 import { robustBounds } from '../cli/pictures';
 import type { ServeArgs } from '../cli/serve';
@@ -170,7 +170,7 @@ async function main(): Promise<void> {
       const ckConfig = (typeof extraConfig === 'object' && extraConfig !== null ? extraConfig : (resolved ?? plain)) as Record<string, unknown>;
       let r;
       try {
-        r = await impl.sample({ config: ckConfig, params: state.params, step: state.step }, { n: args.sampleN, seed: config.seed + 1, solver: 'euler', solverSteps: 20 });
+        r = await impl.sample({ config: ckConfig, params: modelWeights(state), step: state.step }, { n: args.sampleN, seed: config.seed + 1, solver: 'euler', solverSteps: 20 });
       } catch (e) {
         // The trainer cannot sample from a mid-run state (e.g. it resolves its configuration only
         // at the end): train on, draw at the end.

@@ -3,7 +3,9 @@
  *
  *   tensors   every model parameter under its own name (F32, its shape), plus the Adam moments
  *             "optimizer.adam.m" and "optimizer.adam.v" (flat, in the trainer's parameter order),
- *             so any safetensors reader gets the model as a plain state dict;
+ *             so any safetensors reader gets the model as a plain state dict; and, when the run
+ *             keeps a moving average of the weights (option ema), "optimizer.ema" (flat, the same
+ *             order): the weights sampling uses (train/contract.ts modelWeights);
  *   metadata  (strings, as the format requires)
  *             format        "wgflow.checkpoint/1"
  *             config        JSON: the configuration the trainer resolved (what sampling needs)
@@ -27,6 +29,8 @@ import type { TrainState } from '../train/contract';
 export const CHECKPOINT_FORMAT = 'wgflow.checkpoint/1';
 export const ADAM_M = 'optimizer.adam.m';
 export const ADAM_V = 'optimizer.adam.v';
+export const EMA = 'optimizer.ema';
+const RESERVED = [ADAM_M, ADAM_V, EMA];
 
 export interface CheckpointContents {
   config: Record<string, unknown>;
@@ -57,7 +61,7 @@ export function encodeCheckpoint(c: CheckpointContents): Uint8Array {
   const tensors: Record<string, Tensor> = {};
   const order = Object.keys(state.params);
   for (const name of order) {
-    if (name === ADAM_M || name === ADAM_V) throw new Error(`checkpoint: parameter name "${name}" is reserved for the optimizer state`);
+    if (RESERVED.includes(name)) throw new Error(`checkpoint: parameter name "${name}" is reserved for the optimizer state`);
     const p = state.params[name]!;
     const bad = p.data.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw new NonFiniteCheckpointError(name, bad, p.data[bad]!, state.step);
@@ -65,6 +69,11 @@ export function encodeCheckpoint(c: CheckpointContents): Uint8Array {
   }
   tensors[ADAM_M] = { data: state.adam.m, shape: [state.adam.m.length] };
   tensors[ADAM_V] = { data: state.adam.v, shape: [state.adam.v.length] };
+  if (state.adam.ema) {
+    const bad = state.adam.ema.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new NonFiniteCheckpointError(EMA, bad, state.adam.ema[bad]!, state.step);
+    tensors[EMA] = { data: state.adam.ema, shape: [state.adam.ema.length] };
+  }
   const metadata: Record<string, string> = {
     format: CHECKPOINT_FORMAT,
     config: JSON.stringify(c.config),
@@ -124,7 +133,7 @@ export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
   if (!isObject(extra)) throw new Error('metadata "extra" must be a JSON object');
   const m = tensors[ADAM_M], v = tensors[ADAM_V];
   if (!m || !v) throw new Error(`tensors "${ADAM_M}" and "${ADAM_V}" (the optimizer state) are missing`);
-  const names = Object.keys(tensors).filter((k) => k !== ADAM_M && k !== ADAM_V);
+  const names = Object.keys(tensors).filter((k) => !RESERVED.includes(k));
   let order = names.sort();
   if (metadata.param_order !== undefined) {
     const po = parseJson(metadata, 'param_order');
@@ -133,7 +142,7 @@ export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
     const listed = new Set(po as string[]);
     const list = (xs: string[]) => `${xs.slice(0, 5).map((x) => quote(x, 40)).join(', ')}${xs.length > 5 ? `, … (${xs.length} in all)` : ''}`;
     if (listed.size !== po.length) throw new Error('metadata "param_order" lists a name twice');
-    const missing = (po as string[]).filter((n) => !Object.hasOwn(tensors, n) || n === ADAM_M || n === ADAM_V);
+    const missing = (po as string[]).filter((n) => !Object.hasOwn(tensors, n) || RESERVED.includes(n));
     const unlisted = names.filter((n) => !listed.has(n));
     if (missing.length || unlisted.length) {
       throw new Error(`metadata "param_order" does not match the tensors (${missing.length ? `missing: ${list(missing)}` : ''}${missing.length && unlisted.length ? '; ' : ''}${unlisted.length ? `not listed: ${list(unlisted)}` : ''})`);
@@ -146,7 +155,7 @@ export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
   const state: TrainState = {
     step: parseCount(metadata, 'step'),
     params,
-    adam: { t: parseCount(metadata, 'adam_t'), m: m.data, v: v.data },
+    adam: { t: parseCount(metadata, 'adam_t'), m: m.data, v: v.data, ...(tensors[EMA] ? { ema: tensors[EMA].data } : {}) },
     extra,
     losses: (losses as { step: number; loss: number | null }[]).map((l) => ({ step: l.step, loss: l.loss ?? NaN })),
   };

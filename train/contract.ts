@@ -75,10 +75,30 @@ export interface Progress {
 export interface TrainState {
   step: number;
   params: Record<string, { data: Float32Array; shape: number[] }>;
-  adam: { t: number; m: Float32Array; v: Float32Array };
+  /** Adam's step count and moments; `ema`: the moving average of the weights (flat, in the parameters' order) when the run keeps one. */
+  adam: { t: number; m: Float32Array; v: Float32Array; ema?: Float32Array };
   /** Trainer-specific counters (RNG draws, ...) as JSON-safe values. */
   extra: Record<string, unknown>;
   losses: { step: number; loss: number }[];
+}
+
+/**
+ * The weights a trained model is sampled and judged with: the moving average of the parameters when
+ * the run kept one (`adam.ema`, flat in the parameters' order, split here by their shapes), else the
+ * parameters themselves. Throws when the average does not match the parameters' size.
+ */
+export function modelWeights(state: Pick<TrainState, 'params' | 'adam'>): TrainState['params'] {
+  const e = state.adam.ema;
+  if (!e) return state.params;
+  const total = Object.values(state.params).reduce((a, p) => a + p.data.length, 0);
+  if (e.length !== total) throw new Error(`the moving average of the weights has ${e.length} values for ${total} parameters`);
+  const out: TrainState['params'] = Object.create(null);
+  let off = 0;
+  for (const [name, p] of Object.entries(state.params)) {
+    out[name] = { data: e.slice(off, off + p.data.length), shape: [...p.shape] };
+    off += p.data.length;
+  }
+  return out;
 }
 
 export interface TrainHooks {
