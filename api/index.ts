@@ -19,7 +19,7 @@ import { modelWeights, type DataMatrix, type LabelSet, type Method, type Progres
 import type { EvalResult, Solver } from '../train/methods';
 import { trainConfig, type TrainSpec } from '../train/options';
 import { getMethod } from '../train/registry';
-import { IMAGE_EVAL, evaluateImageModel, imageSamplesToPixels, imageTrainSpec, translateImages as translateRows, type ImageEvaluation, type ImageSolver } from '../train/images';
+import { DEFAULT_IMAGE_SOLVER, evaluateImageModel, imageSamplesToPixels, imageTrainSpec, translateImages as translateRows, type ImageEvaluation, type ImageSolver } from '../train/images';
 import { isImageDataset } from '../datasets/image-names';
 
 export { CFM_METHODS, FLOW_METHODS, modelWeights, type CfmMethod, type Condition, type ConditionalMetrics, type LabelSet, type DataMatrix, type FlowMethod, type Method, type Progress, type TrainConfig, type TrainOutcome, type TrainState } from '../train/contract';
@@ -181,7 +181,7 @@ export async function evaluateImages(model: Model, opts: EvaluateImagesOptions =
   const target = imageTargetOf(model, 'evaluateImages');
   await ensureDevice();
   const source = typeof model.config.source === 'string' ? model.config.source : null;
-  return evaluateImageModel(model.config, model.params, { target, source, seed: opts.seed ?? Number(model.config.seed ?? 0), note: opts.onNote, solver: { solver: opts.solver ?? 'rk4', steps: opts.solverSteps ?? IMAGE_EVAL.solverSteps } });
+  return evaluateImageModel(model.config, model.params, { target, source, seed: opts.seed ?? Number(model.config.seed ?? 0), note: opts.onNote, solver: { solver: opts.solver ?? DEFAULT_IMAGE_SOLVER.solver, steps: opts.solverSteps ?? DEFAULT_IMAGE_SOLVER.steps } });
 }
 
 /**

@@ -7,7 +7,8 @@
  * ('exact' | 'sinkhorn'), reg, normalizeCost, sinkhornMaxIter, sinkhornTol, sinkhornEpsScaling
  * (defaults: cfm/ot.ts SINKHORN_DEFAULTS), pairing ('replacement' | 'permutation'), hidden
  * ("64,64,64"), activation, solver, solverSteps, step ('fused' | 'tape'), weightDecay, evalPoints,
- * trajectoryPoints, trajectoryTimes, nllPoints, nllSteps; ema (decay of a moving average of the
+ * trajectoryPoints, trajectoryTimes, nllPoints, nllSteps; schedule ('constant', torchcfm's, or
+ * 'cosine': lr decays to 0 over the run, engine/optim.ts learningRate); ema (decay of a moving average of the
  * weights, 0 = none: sampling and evaluation then use the average; engine/optim.ts); condition ('none' | 'labels' | 'context',
  * train/options.ts), labelDropout (classifier-free guidance's p, default 0.1 when conditional) and
  * guidance (the evaluation's scale w, default 1): cfm/conditional.ts. Unknown options are an error
@@ -16,7 +17,7 @@
  */
 import type { CfmMethod, Condition, TrainConfig, TrainState } from '../train/contract';
 import { conditionCols, resolveCondition, TRAIN_DEFAULTS } from '../train/options';
-import { FUSION_LEVELS, type FusionLevel } from '../engine';
+import { FUSION_LEVELS, LR_SCHEDULES, type FusionLevel, type LrSchedule } from '../engine';
 import { getDataset } from '../datasets/toy2d';
 import { isImageDataset } from '../datasets/image-names';
 import { getMatcher, MATCHERS } from './matchers';
@@ -64,6 +65,8 @@ export interface CfmConfig {
    * when > 0 (absent: none, as in checkpoints from before the option).
    */
   ema?: number;
+  /** The learning-rate schedule; stored only when not constant (absent: constant, as before the option). */
+  schedule?: LrSchedule;
   evalPoints: number;
   trajectoryPoints: number;
   trajectoryTimes: number;
@@ -78,7 +81,7 @@ export interface CfmConfig {
   guidance?: number;
 }
 
-const KNOWN_OPTIONS = ['sigma', 'ot', 'reg', 'normalizeCost', 'sinkhornMaxIter', 'sinkhornTol', 'sinkhornEpsScaling', 'pairing', 'hidden', 'activation', 'solver', 'solverSteps', 'step', 'fusion', 'weightDecay', 'ema', 'evalPoints', 'trajectoryPoints', 'trajectoryTimes', 'nllPoints', 'nllSteps', 'condition', 'labelDropout', 'guidance'];
+const KNOWN_OPTIONS = ['sigma', 'ot', 'reg', 'normalizeCost', 'sinkhornMaxIter', 'sinkhornTol', 'sinkhornEpsScaling', 'pairing', 'hidden', 'activation', 'solver', 'solverSteps', 'step', 'fusion', 'weightDecay', 'ema', 'schedule', 'evalPoints', 'trajectoryPoints', 'trajectoryTimes', 'nllPoints', 'nllSteps', 'condition', 'labelDropout', 'guidance'];
 
 function num(opts: Record<string, unknown>, key: string, dflt: number, ok: (x: number) => boolean, what: string): number {
   const v = opts[key];
@@ -147,6 +150,7 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
   const solverSteps = num(o, 'solverSteps', 100, (x) => isInt(x) && x >= 1, 'a positive integer');
   const gaussianSource = cfg.method === 'fm' || source === 'gaussian';
   const ema = num(o, 'ema', 0, (x) => x >= 0 && x < 1, 'a decay in [0, 1) (0: no moving average)');
+  const schedule = choice<LrSchedule>(o, 'schedule', 'constant', LR_SCHEDULES);
   const condition = resolveCondition(cfg);
   if (!condition && (o.labelDropout !== undefined || o.guidance !== undefined)) throw new RangeError(`option ${o.labelDropout !== undefined ? 'labelDropout' : 'guidance'}: only a conditional model takes it (set condition = "labels" or "context")`);
   const cond = condition
@@ -182,6 +186,7 @@ export function resolveConfig(cfg: TrainConfig): CfmConfig {
     ...(o.fusion !== undefined ? { fusion: choice<FusionLevel>(o, 'fusion', 'step', FUSION_LEVELS) } : {}),
     weightDecay: num(o, 'weightDecay', 0, (x) => x >= 0, 'a non-negative number'),
     ...(ema > 0 ? { ema } : {}),
+    ...(schedule !== 'constant' ? { schedule } : {}),
     evalPoints: num(o, 'evalPoints', 2048, (x) => isInt(x) && x >= 2, 'an integer ≥ 2'),
     trajectoryPoints: num(o, 'trajectoryPoints', 256, (x) => isInt(x) && x >= 0, 'a non-negative integer'),
     trajectoryTimes: num(o, 'trajectoryTimes', 9, (x) => isInt(x) && x >= 2, 'an integer ≥ 2'),

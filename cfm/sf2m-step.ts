@@ -193,8 +193,8 @@ export class Sf2mStepper {
     this.adam = new Adam(model.params, opts.adam);
   }
 
-  /** Records step `step` on the batch `xy` (2B × d: x0 rows then x1 rows) and submits it. */
-  step(xy: Float32Array, step: number): void {
+  /** Records step `step` on the batch `xy` (2B × d: x0 rows then x1 rows) at learning rate `lr` and submits it. */
+  step(xy: Float32Array, step: number, lr = this.opts.adam.lr): void {
     const b = getBackend();
     b.write(this.xy.buffer, xy);
     scope(() => {
@@ -205,18 +205,18 @@ export class Sf2mStepper {
         this.sinkhorn.draws = step;
         pairs = this.sinkhorn.run(C, this.opts.sinkhorn!.pairing).pairs;
       }
-      if (this.fusion === 'step') this.fusedStep(pairs, step);
-      else this.tapeStep(pairs, step);
+      if (this.fusion === 'step') this.fusedStep(pairs, step, lr);
+      else this.tapeStep(pairs, step, lr);
     });
     b.flush();
   }
 
-  private fusedStep(pairs: Tensor | null, step: number): void {
+  private fusedStep(pairs: Tensor | null, step: number, lr: number): void {
     const b = getBackend();
     const np = this.model.params.size;
     const threads = Math.ceil(this.opts.batch / this.shape.samplesPerThread);
     const part = partials(this.model, this.shape, this.xy, pairs, step, this.opts.seed);
-    const { uniforms, m, v, ema } = this.adam.fusedStep(step);
+    const { uniforms, m, v, ema } = this.adam.fusedStep(step, lr);
     const adamBufs = [part.buffer, this.model.params.flat.buffer, m, v, this.ring.buffer.buffer];
     if (ema) adamBufs.push(ema);
     b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS, !!ema)), adamBufs, uniforms);
@@ -241,9 +241,9 @@ export class Sf2mStepper {
     }, this.model.params.params));
   }
 
-  private tapeStep(pairs: Tensor | null, step: number): void {
+  private tapeStep(pairs: Tensor | null, step: number, lr: number): void {
     const { value, grads } = this.lossAndGrads(pairs, step);
-    this.adam.step(grads);
+    this.adam.step(grads, lr);
     this.ring.record(value, this.model.params.flat, step);
   }
 

@@ -113,9 +113,9 @@ export class CfmStepper {
   /**
    * Records step `step` (0-based; it picks the Philox draws, so a resumed run repeats them) on the
    * batch `xy` (2B × d: x0 rows then x1 rows; then B × c context rows for a conditional field) and
-   * submits it.
+   * submits it; `lr` (default: the Adam config's) is this step's learning rate (a uniform).
    */
-  step(xy: Float32Array, step: number): void {
+  step(xy: Float32Array, step: number, lr = this.opts.adam.lr): void {
     const b = getBackend();
     b.write(this.xy.buffer, xy);
     scope(() => {
@@ -128,13 +128,13 @@ export class CfmStepper {
         this.sinkhorn.draws = step;
         pairs = this.sinkhorn.run(C, this.opts.sinkhorn!.pairing).pairs;
       }
-      if (this.mode === 'fused') this.fusedStep(pairs, step);
-      else this.tapeStep(pairs, step);
+      if (this.mode === 'fused') this.fusedStep(pairs, step, lr);
+      else this.tapeStep(pairs, step, lr);
     });
     b.flush();
   }
 
-  private fusedStep(pairs: Tensor | null, step: number): void {
+  private fusedStep(pairs: Tensor | null, step: number, lr: number): void {
     const b = getBackend();
     const np = layoutSize(this.vf.layout);
     const threads = fusedThreads(this.shape);
@@ -143,7 +143,7 @@ export class CfmStepper {
     if (pairs) bufs.push(pairs.buffer);
     bufs.push(part.buffer);
     b.dispatch(b.prepare(forwardBackwardKernel(this.shape)), bufs, matchUniforms(this.opts.seed, step));
-    const { uniforms, m, v, ema } = this.adam.fusedStep(step);
+    const { uniforms, m, v, ema } = this.adam.fusedStep(step, lr);
     const adamBufs = [part.buffer, this.vf.params.flat.buffer, m, v, this.ring.buffer.buffer];
     if (ema) adamBufs.push(ema);
     b.dispatch(b.prepare(reduceAdamKernel(np, threads, 1 / (this.opts.batch * this.d), LOSS_SLOTS, !!ema)), adamBufs, uniforms);
@@ -177,10 +177,10 @@ export class CfmStepper {
     return withFusion(level, () => valueAndGrad(() => mean(square(sub(this.vf.forward(input, context), target))), this.vf.params.params));
   }
 
-  private tapeStep(pairs: Tensor | null, step: number): void {
+  private tapeStep(pairs: Tensor | null, step: number, lr: number): void {
     const { input, target } = this.matched(pairs, step);
     const { value, grads } = this.lossAndGrads(input, target, this.context());
-    this.adam.step(grads);
+    this.adam.step(grads, lr);
     this.ring.record(value, this.vf.params.flat, step);
   }
 

@@ -21,7 +21,7 @@ import type { ConditionalMetrics, DataMatrix, Evaluation, FamilyTrainer, TrainCo
 import type { EvalOptions, EvalResult, ModelCheckpoint, SampleOptions, SampleResult } from '../train/methods';
 import { conditionalBatch, condTargetSampler, labelledSource } from './conditional';
 import { evaluateConditional, sampleConditional } from './conditional-eval';
-import { NonFiniteError, tensor, type FusionLevel, type RingRead } from '../engine';
+import { learningRate, NonFiniteError, tensor, type FusionLevel, type RingRead } from '../engine';
 import { Rng } from '../engine/philox';
 import { getDataset } from '../datasets/toy2d';
 import { isImageDataset } from '../datasets/image-names';
@@ -176,7 +176,7 @@ interface RunStepper {
   /** The level the step runs at, and why it is below the one asked for (a network too wide for the fused kernels). */
   readonly fusion: FusionLevel;
   readonly fallback: string | null;
-  step(batch: Float32Array, step: number): void;
+  step(batch: Float32Array, step: number, lr: number): void;
   readRing(from: number, to: number): Promise<RingRead>;
   adamState(): Promise<AdamState>;
   loadAdamState(s: AdamState): void;
@@ -237,7 +237,7 @@ export function cfmRun<M extends RunModel>(c: CfmConfig, model: M, resume: Train
   let at = resume?.step ?? 0;
   return {
     step(step) {
-      st.step(parts.batch(step), step);
+      st.step(parts.batch(step), step, learningRate(c.schedule ?? 'constant', c.lr, step, c.steps));
       at = step + 1;
     },
     readLosses: (from, to) => st.readRing(from, to),

@@ -70,6 +70,9 @@ model and data
   --option KEY=VALUE   any other trainer option (repeatable; VALUE is parsed as JSON when it can be),
                        e.g. hidden=128,128 (at most ${MAX_HIDDEN_LAYERS} hidden layers; widths up to ${MAX_CFM_WIDTH} for flow
                        matching, ${MAX_FLOW_WIDTH} for flows), layers=N (flows, at most ${MAX_FLOW_LAYERS})
+                       flow matching: ema=D keeps a moving average of the weights (decay D in [0, 1),
+                       warmed up as min(D, (1+t)/(10+t)); 0 = none), and sample, eval and export use it;
+                       schedule=cosine|constant the learning rate (flow matching: constant; flows: cosine)
                        nsf (neural spline flows): variant=coupling|autoregressive (default coupling),
                        bins=K spline bins (default 8, at most 64), bound=B splines on [−B, B] of the
                        standardised data, identity outside (default 3)

@@ -6,7 +6,7 @@ import type { WebGPUBackend } from './webgpu-backend';
 export * from './ops';
 export { valueAndGrad, noGrad, type ValueAndGrad } from './autodiff';
 export { Tensor, scope, keep, setBackend, getBackend } from './tensor';
-export { ParamSet, Adam, emaDecayAt, type ParamSpec, type AdamOptions, type AdamStateData } from './optim';
+export { ParamSet, Adam, emaDecayAt, learningRate, LR_SCHEDULES, type ParamSpec, type AdamOptions, type AdamStateData, type LrSchedule } from './optim';
 export { GpuRng } from './random';
 export { Rng } from './philox';
 export { config, setFusion, withFusion, fusionAtLeast, FUSION_LEVELS, type FusionLevel } from './config';

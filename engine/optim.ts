@@ -111,6 +111,16 @@ export interface AdamStateData {
   ema?: Float32Array;
 }
 
+/** Learning-rate schedules: constant, or cosine decay from lr to 0 over the run (SGDR without restarts, Loshchilov & Hutter 2017). */
+export type LrSchedule = 'cosine' | 'constant';
+export const LR_SCHEDULES: readonly LrSchedule[] = ['cosine', 'constant'];
+
+/** Learning rate at `step` (0-based) of `steps`: lr, or ½·lr·(1 + cos(π·step/steps)). */
+export function learningRate(schedule: LrSchedule, lr: number, step: number, steps: number): number {
+  if (schedule === 'constant' || steps <= 1) return lr;
+  return 0.5 * lr * (1 + Math.cos((Math.PI * Math.min(step, steps)) / steps));
+}
+
 /** δ_t of step t (1-based) for decay δ: min(δ, (1+t)/(10+t)). */
 export function emaDecayAt(decay: number, t: number): number {
   return Math.min(decay, (1 + t) / (10 + t));

@@ -28,7 +28,7 @@
  * per-label accuracy of samples drawn for the test labels, cfm/conditional-eval.ts). Unknown
  * options are an error naming the accepted ones.
  */
-import { add, Adam, affine, getBackend, LossRing, mean, neg, NonFiniteError, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
+import { add, Adam, affine, getBackend, learningRate, LossRing, mean, neg, NonFiniteError, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
 import { FLOW_METHODS, type DataMatrix, type Evaluation, type FamilyTrainer, type TrainConfig, type TrainingRun, type TrainState } from '../train/contract';
 import { conditionCols, resolveCondition } from '../train/options';
 import { conditionalMetrics } from '../cfm/conditional-eval';
@@ -56,11 +56,7 @@ function boundsOf(m: DataMatrix): [number, number, number, number] {
   return [cx - half, cx + half, cy - half, cy + half];
 }
 
-/** Learning rate at `step` of `steps`. */
-export function learningRate(schedule: 'cosine' | 'constant', lr: number, step: number, steps: number): number {
-  if (schedule === 'constant' || steps <= 1) return lr;
-  return 0.5 * lr * (1 + Math.cos((Math.PI * Math.min(step, steps)) / steps));
-}
+export { learningRate };
 
 /** Options of the flow trainer itself (the architecture's are flows/build.ts ARCH_OPTIONS). */
 const TRAIN_OPTIONS = ['schedule', 'testSize', 'testFraction', 'grid', 'w2', 'chunk'] as const;

@@ -263,7 +263,8 @@ export function checkImageSolver(s: ImageSolver): ImageSolver {
   return s;
 }
 
-const DEFAULT_IMAGE_SOLVER: ImageSolver = { solver: 'rk4', steps: IMAGE_EVAL.solverSteps };
+/** The solver image metrics use unless told otherwise. */
+export const DEFAULT_IMAGE_SOLVER: ImageSolver = { solver: 'rk4', steps: IMAGE_EVAL.solverSteps };
 
 /**
  * x₁ = ODE(v, x₀) for n model-space rows x₀ (default RK4, IMAGE_EVAL.solverSteps steps; a conditional

@@ -2,7 +2,8 @@
  * The moving average of the weights (option `ema`, engine/optim.ts): Adam's kernels keep
  * e ← δ_t·e + (1 − δ_t)·p in their own dispatch, δ_t = min(δ, (1+t)/(10+t)); checked against a
  * float64 reference on awkward sizes, fused against tape, through a resume, in the checkpoint, and
- * as the weights that evaluation, sampling and export use.
+ * as the weights that evaluation, sampling and export use. And the CFM learning-rate schedule
+ * (option `schedule`): each step's lr reaches Adam as that step's uniform.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -119,12 +120,45 @@ describe('Adam keeps the moving average of the weights', () => {
   });
 });
 
-describe('a CFM run with option ema', () => {
+describe('the CFM learning-rate schedule', () => {
+  test('cosine: lr at step 0, lr/2 half way, 0 at the end; constant: lr', () => {
+    expect(E.learningRate('cosine', 0.1, 0, 10)).toBe(0.1);
+    expect(E.learningRate('cosine', 0.1, 5, 10)).toBeCloseTo(0.05, 15);
+    expect(E.learningRate('cosine', 0.1, 10, 10)).toBeCloseTo(0, 15);
+    expect(E.learningRate('constant', 0.1, 7, 10)).toBe(0.1);
+  });
+
+  for (const mode of ['fused', 'tape'] as const) {
+    test(`${mode} step: a step at lr = x moves the weights as an optimizer configured with x does`, async () => {
+      const B = 19, d = 2;
+      const rng = new Rng(4);
+      const xy = Float32Array.from({ length: 2 * B * d }, () => rng.normal());
+      const out: Float32Array[] = [];
+      for (const [cfgLr, stepLr] of [[0.01, 0.003], [0.003, undefined]] as const) {
+        const vf = new VectorField({ dim: d, hidden: [11, 11], activation: 'selu' }, new Rng(7));
+        const st = new CfmStepper(vf, { method: 'icfm', sigma: 0.1, batch: B, seed: 5, mode, adam: { lr: cfgLr } });
+        st.step(xy, 0, stepLr);
+        st.step(xy, 1, stepLr);
+        out.push(await vf.params.flat.data());
+        st.dispose();
+        vf.dispose();
+      }
+      expect(Array.from(out[0]!)).toEqual(Array.from(out[1]!));
+    });
+  }
+});
+
+describe('a CFM run with options ema and schedule', () => {
   test('resolves, trains, resumes exactly (average included) and is judged with the average', async () => {
     await expect(cfmJob.run(cfg({}, { ema: 1 }))).rejects.toThrow(/option ema: 1 is not a decay in \[0, 1\)/);
-    const c = cfg({}, { ema: 0.8 });
+    await expect(cfmJob.run(cfg({}, { schedule: 'linear' }))).rejects.toThrow(/option schedule: "linear" is not one of cosine, constant/);
+    const c = cfg({}, { ema: 0.8, schedule: 'cosine' });
+    const constant = await cfmJob.run(cfg({}, { ema: 0.8 }));
     const full = await cfmJob.run(c);
     expect(full.config.ema).toBe(0.8);
+    expect(full.config.schedule).toBe('cosine');
+    // the schedule changes the weights (same batches, smaller steps)
+    expect(Array.from(full.state.params['l0.b']!.data)).not.toEqual(Array.from(constant.state.params['l0.b']!.data));
     expect(full.state.adam.ema!.length).toBe(full.state.adam.m.length);
     let mid: TrainState | null = null;
     await cfmJob.run(c, { checkpointEvery: 4, onCheckpoint: (s: TrainState) => void (s.step === 4 ? (mid = s) : null) });
@@ -144,7 +178,7 @@ describe('a CFM run with option ema', () => {
     // and a run without the option stores none
     const plain = await cfmJob.run(cfg());
     expect(plain.state.adam.ema).toBeUndefined();
-    expect('ema' in plain.config).toBe(false);
+    expect('ema' in plain.config || 'schedule' in plain.config).toBe(false);
     expect(modelWeights(plain.state)).toBe(plain.state.params);
   });
 
