@@ -75,9 +75,9 @@ for (const [j, m] of models.entries()) {
     table[i]![j] = frechet;
     side = pixels.side;
     shown[i]![j] = pixels.samples!.slice(0, pngCols * side * side);
-    const line = { type: 'cell', checkpoint: m.file, name: m.name, solver: s.solver, steps: s.steps, nfe: s.steps * STAGES[s.solver], frechet, floor: metrics.generation!.frechet_floor, seconds: +((performance.now() - t0) / 1000).toFixed(1) };
+    const line = { type: 'cell', checkpoint: m.file, name: m.name, solver: s.solver, steps: s.steps, nfe: s.steps * STAGES[s.solver], frechet, floor: metrics.generation!.frechet_floor, mean_term: +metrics.generation!.frechet_mean_term.toFixed(3), spread: +metrics.generation!.feature_spread.toFixed(3), seconds: +((performance.now() - t0) / 1000).toFixed(1) };
     if (json) console.log(JSON.stringify(line));
-    else console.error(`${m.name}, ${s.solver} ${s.steps}: Fréchet ${frechet.toFixed(2)} (${line.seconds} s)`);
+    else console.error(`${m.name}, ${s.solver} ${s.steps}: Fréchet ${frechet.toFixed(2)} (mean term ${line.mean_term}, spread ${line.spread}; ${line.seconds} s)`);
   }
 }
 

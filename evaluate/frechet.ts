@@ -68,14 +68,29 @@ function matmulSquare(a: Float64Array, b: Float64Array, n: number): Float64Array
   return out;
 }
 
+/**
+ * The parts of d² that say where it comes from: the mean term ‖μa − μb‖² and the total variances
+ * tr Σa, tr Σb (d² = mean + tr Σa + tr Σb − 2 tr (Σa^½ Σb Σa^½)^½). tr Σa / tr Σb below 1 says
+ * the first set is less spread than the second (e.g. samples drawn toward class averages).
+ */
+export function frechetTerms(a: GaussianStats, b: GaussianStats): { mean: number; traceA: number; traceB: number } {
+  if (a.dim !== b.dim) throw new Error(`frechetTerms: dimensions differ (${a.dim} vs ${b.dim})`);
+  const n = a.dim;
+  let mean = 0, traceA = 0, traceB = 0;
+  for (let j = 0; j < n; j++) {
+    mean += (a.mean[j]! - b.mean[j]!) ** 2;
+    traceA += a.cov[j * n + j]!;
+    traceB += b.cov[j * n + j]!;
+  }
+  return { mean, traceA, traceB };
+}
+
 /** The Fréchet distance d² between two Gaussians (the squared distance, as FID reports it). */
 export function frechetDistance(a: GaussianStats, b: GaussianStats): number {
   if (a.dim !== b.dim) throw new Error(`frechetDistance: dimensions differ (${a.dim} vs ${b.dim})`);
   const n = a.dim;
-  let d2 = 0;
-  for (let j = 0; j < n; j++) d2 += (a.mean[j]! - b.mean[j]!) ** 2;
-  let tr = 0;
-  for (let j = 0; j < n; j++) tr += a.cov[j * n + j]! + b.cov[j * n + j]!;
+  const { mean: d2, traceA, traceB } = frechetTerms(a, b);
+  const tr = traceA + traceB;
   const ra = sqrtPsd(a.cov, n);
   const inner = matmulSquare(matmulSquare(ra, b.cov, n), ra, n);
   // Symmetrise against rounding before the eigendecomposition.

@@ -23,7 +23,7 @@ import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors';
 import { dataFingerprint, imageCacheDir, loadImageSplit, selectClasses } from '../datasets/images';
 import { IMAGE_DATASETS } from '../datasets/image-names';
 import { accuracy, Classifier, classify, trainClassifier, withDefaults, type ClassifierConfig } from './classifier';
-import { frechetDistance, gaussianStats } from './frechet';
+import { frechetDistance, frechetTerms, gaussianStats } from './frechet';
 
 export const EVALUATOR = { hidden: [256, 128], steps: 1500, batch: 256, lr: 1e-3, seed: 0 } as const;
 
@@ -107,6 +107,9 @@ export interface GenerationMetrics {
   frechet: number;
   /** The same score of as many test images passed through the model space (PCA and back): what a perfect model of that space would get. */
   frechet_floor: number;
+  /** Of the Fréchet distance: the mean term ‖μ_samples − μ_test‖², and the samples' total feature variance over the test images' (below 1: less varied than the data). */
+  frechet_mean_term: number;
+  feature_spread: number;
   samples: number;
   /** Fraction of samples the evaluator puts in each class 0..K−1. */
   class_fractions: number[];
@@ -124,13 +127,15 @@ export async function generationMetrics(ev: ImageEvaluator, pixels: Float32Array
   const out = await classify(ev.model, pixels, n);
   const ref = testFeaturesOf(ev, classes);
   const refStats = gaussianStats(ref.x, ref.n, ev.featureDim);
-  const frechet = frechetDistance(gaussianStats(out.features, n, ev.featureDim), refStats);
+  const genStats = gaussianStats(out.features, n, ev.featureDim);
+  const frechet = frechetDistance(genStats, refStats);
+  const terms = frechetTerms(genStats, refStats);
   const rec = await classify(ev.model, reconstructed.x, reconstructed.n);
   const floor = frechetDistance(gaussianStats(rec.features, reconstructed.n, ev.featureDim), refStats);
   const K = ev.model.cfg.classes;
   const counts = new Array<number>(K).fill(0);
   for (const l of out.labels) counts[l]!++;
-  const m: GenerationMetrics = { frechet, frechet_floor: floor, samples: n, class_fractions: counts.map((c) => c / n) };
+  const m: GenerationMetrics = { frechet, frechet_floor: floor, frechet_mean_term: terms.mean, feature_spread: terms.traceA / terms.traceB, samples: n, class_fractions: counts.map((c) => c / n) };
   if (asked) {
     m.conditional_accuracy = accuracy(out.labels, asked);
     const per: Record<string, number> = {};

@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { ParamSet, Rng, tensor, valueAndGrad } from '../engine';
 import { accuracy, classify, crossEntropy, trainClassifier } from '../evaluate/classifier';
-import { frechetDistance, gaussianStats } from '../evaluate/frechet';
+import { frechetDistance, frechetTerms, gaussianStats } from '../evaluate/frechet';
 import { finiteDiff, gpu } from './helpers';
 
 beforeAll(async () => {
@@ -107,6 +107,12 @@ describe('Fréchet distance', () => {
     let want = 0;
     for (let j = 0; j < 3; j++) want += (da.mean[j]! - db.mean[j]!) ** 2 + (Math.sqrt(da.cov[j * 4]!) - Math.sqrt(db.cov[j * 4]!)) ** 2;
     expect(Math.abs(frechetDistance(da, db) - want)).toBeLessThan(1e-9);
+    // Its parts: ‖Δμ‖² and the total variances, from the same statistics.
+    const t = frechetTerms(da, db);
+    expect(t.mean).toBeCloseTo([0, 1, 2].reduce((acc, j) => acc + (da.mean[j]! - db.mean[j]!) ** 2, 0), 12);
+    expect(t.traceA).toBeCloseTo(da.cov[0]! + da.cov[4]! + da.cov[8]!, 12);
+    expect(Math.abs(t.traceA - 14)).toBeLessThan(0.6); // 1 + 4 + 9
+    expect(Math.abs(t.traceB - 0.75)).toBeLessThan(0.05); // 3 × 0.25
     // And the population value within sampling error: Δμ = (2,2,2), σa = 1,2,3, σb = 0.5.
     expect(Math.abs(frechetDistance(a, b) - (12 + 0.25 + 2.25 + 6.25))).toBeLessThan(0.6);
   });

@@ -103,6 +103,9 @@ describe('wgflow train --target fashion-mnist (fixture)', () => {
     expect(m.images.evaluator.steps).toBe(10);
     expect(m.images.generation.frechet).toBeGreaterThan(0);
     expect(m.images.generation.frechet_floor).toBeLessThan(m.images.generation.frechet);
+    expect(m.images.generation.frechet_mean_term).toBeGreaterThanOrEqual(0);
+    expect(m.images.generation.frechet_mean_term).toBeLessThan(m.images.generation.frechet);
+    expect(m.images.generation.feature_spread).toBeGreaterThan(0);
     expect(m.images.generation.samples).toBe(1000);
     expect(m.images.generation.class_fractions.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 6);
     const png = readFileSync(path.join(out, 'samples.png'));
