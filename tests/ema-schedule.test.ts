@@ -5,7 +5,6 @@
  * as the weights that evaluation, sampling and export use. And the CFM learning-rate schedule
  * (option `schedule`): each step's lr reaches Adam as that step's uniform.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,7 +21,7 @@ import { decodeCheckpoint, encodeCheckpoint, NonFiniteCheckpointError } from '..
 import { checkResumableState } from '../cli/stored-config';
 import { decodeSafetensors } from '../io/safetensors';
 import { parseNpy } from '../datasets/files';
-import { expectClose, gpu } from './helpers';
+import { expectClose, gpu, runWgflow } from './helpers';
 
 let b: Awaited<ReturnType<typeof gpu>>;
 beforeAll(async () => {
@@ -201,15 +200,7 @@ describe('a CFM run with options ema and schedule', () => {
   });
 
   test('wgflow sample and export use the average', async () => {
-    const ROOT = path.resolve(__dirname, '..');
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'wgflow.js'), ...args], { cwd: ROOT, env: { ...process.env, WGFLOW_JOBS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '', stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-        child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-        child.on('exit', (code) => resolve({ code, stdout, stderr }));
-      });
+    const run = runWgflow;
     const c = cfg({ steps: 8 }, { ema: 0.7, hidden: '16,16,16' });
     const out = await cfmJob.run(c);
     const dir = mkdtempSync(path.join(tmpdir(), 'wgflow-ema-'));

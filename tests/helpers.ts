@@ -1,4 +1,6 @@
 /** Shared test utilities: one backend per test file, float64 references, tolerances, FD gradients. */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { expect } from 'vitest';
 import { init, sum, mul, tensor, valueAndGrad, getBackend, type Tensor } from '../engine';
 import { Rng } from '../engine/philox';
@@ -109,4 +111,19 @@ export async function checkOp(c: OpCase, rng: Rng): Promise<void> {
   out.dispose();
   ts.forEach((t) => t.dispose());
   getBackend().flush();
+}
+
+/**
+ * Runs `bin/wgflow.js ARGS` in a child Node from the project root (the built-in jobs: WGFLOW_JOBS
+ * cleared) and collects its exit code and output.
+ */
+export function runWgflow(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const root = path.resolve(__dirname, '..');
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'wgflow.js'), ...args], { cwd: root, env: { ...process.env, WGFLOW_JOBS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }

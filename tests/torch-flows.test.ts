@@ -4,7 +4,6 @@
  * log-density as wgflow's flow — the file's side computed by a float64 evaluator of the layout
  * (tests/fixtures/torch-flow-ref.ts), not by wgflow's loader.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,7 +16,7 @@ import { decodeSafetensors, encodeSafetensors } from '../io/safetensors';
 import { writeCheckpoint } from '../train/checkpoint';
 import type { Method, TrainConfig } from '../train/contract';
 import { refLogProb, type RefTensor } from './fixtures/torch-flow-ref';
-import { gpu } from './helpers';
+import { gpu, runWgflow } from './helpers';
 
 beforeAll(async () => {
   await gpu();
@@ -242,15 +241,7 @@ describe('the spline comparison can fail', () => {
 });
 
 describe('wgflow export --format torch on a flow checkpoint', () => {
-  const ROOT = path.resolve(__dirname, '..');
-  const run = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'wgflow.js'), ...args], { cwd: ROOT, env: { ...process.env, WGFLOW_JOBS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '', stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-      child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-      child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+  const run = runWgflow;
 
   const CLI: [Method, Record<string, unknown>][] = [['glow', { layers: 2, hidden: [6] }], ['nsf', { variant: 'autoregressive', layers: 2, hidden: [6], bins: 4 }]];
   for (const [method, options] of CLI) {

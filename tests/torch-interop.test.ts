@@ -3,7 +3,6 @@
  * shared/fixtures) loads into wgflow and reproduces PyTorch's own outputs; wgflow's parameters go
  * back to the same state dict bit for bit.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,7 +14,7 @@ import { fromTorchStateDict, toTorchStateDict, type NamedTensor } from '../cfm/t
 import { parseNpy } from '../datasets/files';
 import { decodeSafetensors } from '../io/safetensors';
 import { CHROMIUM_CANDIDATES } from '../browser/chromium';
-import { gpu } from './helpers';
+import { gpu, runWgflow } from './helpers';
 
 const haveChromium = CHROMIUM_CANDIDATES.some((p) => existsSync(p)) || !!process.env.WGFLOW_CHROMIUM;
 
@@ -108,15 +107,7 @@ describe('torchcfm MLP state dict', () => {
 });
 
 describe('wgflow import / export', () => {
-  const ROOT = path.resolve(__dirname, '..');
-  const run = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'wgflow.js'), ...args], { cwd: ROOT, env: { ...process.env, WGFLOW_JOBS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '', stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+  const run = runWgflow;
 
   test(
     'import a PyTorch model, sample it in the browser, export it back unchanged',
