@@ -3,7 +3,7 @@
  * data's units, and `wgflow sample` / `wgflow eval` on a checkpoint (rebuilt from its stored
  * FlowRunConfig and parameters).
  */
-import { GpuRng, noGrad, scope, tensor } from '../engine';
+import { GpuRng, noGrad, scope, tensor, type LrSchedule } from '../engine';
 import { Rng } from '../engine/philox';
 import type { Condition, DataMatrix, TrainState } from '../train/contract';
 import { oneHot } from '../cfm/conditional';
@@ -27,7 +27,7 @@ export interface FlowRunConfig {
   batch: number;
   lr: number;
   seed: number;
-  schedule: 'cosine' | 'constant';
+  schedule: LrSchedule;
   testSize: number;
   testFraction: number;
   arch: FlowArch;

@@ -28,7 +28,7 @@
  * per-label accuracy of samples drawn for the test labels, cfm/conditional-eval.ts). Unknown
  * options are an error naming the accepted ones.
  */
-import { add, Adam, affine, getBackend, learningRate, LossRing, mean, neg, NonFiniteError, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
+import { add, Adam, affine, getBackend, learningRate, LR_SCHEDULES, type LrSchedule, LossRing, mean, neg, NonFiniteError, scope, sum, tensor, valueAndGrad, type Tensor } from '../engine';
 import { FLOW_METHODS, type DataMatrix, type Evaluation, type FamilyTrainer, type TrainConfig, type TrainingRun, type TrainState } from '../train/contract';
 import { conditionCols, resolveCondition } from '../train/options';
 import { conditionalMetrics } from '../cfm/conditional-eval';
@@ -62,7 +62,7 @@ export { learningRate };
 const TRAIN_OPTIONS = ['schedule', 'testSize', 'testFraction', 'grid', 'w2', 'chunk'] as const;
 
 interface FlowTrainOptions {
-  schedule: 'cosine' | 'constant';
+  schedule: LrSchedule;
   testSize: number;
   testFraction: number;
   grid: number;
@@ -74,8 +74,8 @@ function trainOptions(cfg: TrainConfig): FlowTrainOptions {
   const o = cfg.options ?? {};
   const accepted = [...TRAIN_OPTIONS, ...ARCH_OPTIONS, 'condition'];
   for (const k of Object.keys(o)) if (!(accepted as readonly string[]).includes(k)) throw new Error(`unknown flow option "${k}"; accepted: ${accepted.join(', ')}`);
-  const schedule = (o.schedule ?? 'cosine') as 'cosine' | 'constant';
-  if (schedule !== 'cosine' && schedule !== 'constant') throw new Error(`flow option schedule: ${JSON.stringify(o.schedule)} is not accepted; accepted: cosine, constant`);
+  const schedule = (o.schedule ?? 'cosine') as LrSchedule;
+  if (!LR_SCHEDULES.includes(schedule)) throw new Error(`flow option schedule: ${JSON.stringify(o.schedule)} is not accepted; accepted: ${LR_SCHEDULES.join(', ')}`);
   if (o.w2 !== undefined && ![true, false, 'true', 'false'].includes(o.w2 as string)) throw new Error(`flow option w2: ${JSON.stringify(o.w2)} is not accepted; accepted: true, false`);
   return {
     schedule,
