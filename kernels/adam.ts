@@ -21,10 +21,11 @@ import { entry1d, f32, grid1d, spec, u32, type Binding } from './wgsl';
 
 /**
  * Uniform layout (16 × 4 bytes): lr, beta1, beta2, eps, 1/(1−β1^t), 1/(1−β2^t), weightDecay (f32),
- * step (u32), 1−β1, 1−β2, 1−lr·wd, δ, 1−δ (f32: the average's decay this step), 3 × pad. The complements are computed in float64 and rounded
- * once, as torch passes `1 - beta2` (a Python float) to addcmul_: 1 − fround(0.999) in float32 is
- * 1.3e-5 below 1e-3, which made v 1.3e-5 too small (tests/otcfm-fidelity.test.ts). With the paper's
- * lr 1e-3, wd 1e-5, 1 − lr·wd rounds to exactly 1 in float32, here as in torch's float32 mul_.
+ * step (u32), 1−β1, 1−β2, 1−lr·wd, δ, 1−δ (f32: the average's decay this step), 3 × pad. The
+ * complements are computed in float64 and rounded once, as torch passes `1 - beta2` (a Python
+ * float) to addcmul_: 1 − fround(0.999) in float32 is 1.3e-5 below 1e-3, which made v 1.3e-5 too
+ * small (tests/otcfm-fidelity.test.ts). With the paper's lr 1e-3, wd 1e-5, 1 − lr·wd rounds to
+ * exactly 1 in float32, here as in torch's float32 mul_.
  */
 export const ADAM_UNIFORM_FLOATS = 16;
 const ADAM_STRUCT = 'struct AdamParams { lr: f32, beta1: f32, beta2: f32, eps: f32, c1: f32, c2: f32, wd: f32, step: u32, omb1: f32, omb2: f32, decay: f32, ema: f32, omema: f32, pad0: f32, pad1: f32, pad2: f32 }';
