@@ -202,10 +202,9 @@ export class CfmStepper {
     this.adam.loadState(s);
   }
 
-  /** The moving average of the weights (named, as the parameters; one readback), or null when none is kept. */
-  async averagedWeights(): Promise<Record<string, { data: Float32Array; shape: number[] }> | null> {
-    const e = await this.adam.average();
-    return e ? this.vf.params.split(e) : null;
+  /** The moving average of the weights, named as the parameters (one readback), or null when none is kept. */
+  averagedWeights(): Promise<Record<string, { data: Float32Array; shape: number[] }> | null> {
+    return this.adam.averagedParams();
   }
 
   dispose(): void {

@@ -198,6 +198,12 @@ export class Adam {
     return this.ema ? this.ema.data() : null;
   }
 
+  /** The moving average named and shaped as the parameters (ParamSet.split; one readback), or null when none is kept. */
+  async averagedParams(): Promise<Record<string, { data: Float32Array; shape: number[] }> | null> {
+    const e = await this.average();
+    return e ? this.params.split(e) : null;
+  }
+
   /** Optimizer state for checkpoints (the average included when kept). */
   async state(): Promise<AdamStateData> {
     const s: AdamStateData = { t: this.t, m: await this.m.data(), v: await this.v.data() };
