@@ -8,12 +8,12 @@
  * (defaults: cfm/ot.ts SINKHORN_DEFAULTS), pairing ('replacement' | 'permutation'), hidden
  * ("64,64,64"), activation, solver, solverSteps, step ('fused' | 'tape'), weightDecay, evalPoints,
  * trajectoryPoints, trajectoryTimes, nllPoints, nllSteps; schedule ('constant', torchcfm's, or
- * 'cosine': lr decays to 0 over the run, engine/optim.ts learningRate); ema (decay of a moving average of the
- * weights, 0 = none: sampling and evaluation then use the average; engine/optim.ts); condition ('none' | 'labels' | 'context',
- * train/options.ts), labelDropout (classifier-free guidance's p, default 0.1 when conditional) and
- * guidance (the evaluation's scale w, default 1): cfm/conditional.ts. Unknown options are an error
- * naming the accepted ones. The shared fields (steps, batch, lr, seed, datasets) are checked by
- * train/options.ts.
+ * 'cosine': lr decays to 0 over the run, engine/optim.ts learningRate); ema (decay of a moving
+ * average of the weights, 0 = none; else sampling and evaluation use the average; engine/optim.ts);
+ * condition ('none' | 'labels' | 'context', train/options.ts), labelDropout (classifier-free
+ * guidance's p, default 0.1 when conditional) and guidance (the evaluation's scale w, default 1):
+ * cfm/conditional.ts. Unknown options are an error naming the accepted ones. The shared fields
+ * (steps, batch, lr, seed, datasets) are checked by train/options.ts.
  */
 import type { CfmMethod, Condition, TrainConfig, TrainState } from '../train/contract';
 import { conditionCols, resolveCondition, TRAIN_DEFAULTS } from '../train/options';

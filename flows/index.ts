@@ -18,6 +18,7 @@ export { StandardNormal, DiagNormal, type BaseDistribution } from './base';
 export { Flow } from './flow';
 export { inverse, luDecompose, randomOrthogonal } from './linalg';
 export { buildFlow, resolveArch, DEFAULT_LAYERS, defaultLayers, NSF_VARIANTS, type FlowArch, type NsfVariant } from './build';
-export { flowTrainer, learningRate } from './train';
+export { flowTrainer } from './train';
+export { learningRate } from '../engine';
 export { sampleFlow, evalFlow, flowFromCheckpoint, densityGrid, drawSamples, meanNll, readRunConfig, type FlowRunConfig } from './checkpoint';
 export { validateData, type Standardize } from './data';

@@ -56,7 +56,6 @@ function boundsOf(m: DataMatrix): [number, number, number, number] {
   return [cx - half, cx + half, cy - half, cy + half];
 }
 
-export { learningRate };
 
 /** Options of the flow trainer itself (the architecture's are flows/build.ts ARCH_OPTIONS). */
 const TRAIN_OPTIONS = ['schedule', 'testSize', 'testFraction', 'grid', 'w2', 'chunk'] as const;
